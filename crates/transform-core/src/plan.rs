@@ -1,0 +1,135 @@
+//! Query planning: which EFD queries one task issues, computed once per config.
+//!
+//! Columns are grouped as the reference groups them (BEHAVIOUR.md §5.4): by topic, packed flag,
+//! `start_offset` and server-side pre-aggregation (interval and function). Each group is one topic
+//! query whose fields are the union of its columns' fields in config order (the reference's order is
+//! random per process); a group with more than [`MAX_FIELDS_PER_QUERY`] fields is split into chunks
+//! that the source merges on timestamp. Groups are in order of first appearance in the config.
+
+use std::collections::HashMap;
+
+use crate::config::{Config, PreAggregation};
+use crate::semantics::Semantics;
+use crate::time::{TimeRange, hours_to_nanos};
+
+/// The most fields one InfluxQL `SELECT` asks for (the reference's `max_fields_per_query`).
+pub const MAX_FIELDS_PER_QUERY: usize = 100;
+
+/// The queries of one config, independent of any task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPlan {
+    /// The query groups, in order of first appearance in the config.
+    pub groups: Vec<QueryGroup>,
+}
+
+/// One topic query and the columns computed from its result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryGroup {
+    /// The measurement.
+    pub topic: String,
+    /// Whether the fields are packed-series base names.
+    pub packed: bool,
+    /// Nanoseconds added to the task's topic interval start (from `start_offset`; 0 when none or in
+    /// reference semantics).
+    pub start_offset_nanos: i64,
+    /// Server-side aggregation, if any.
+    pub pre_aggregation: Option<PreAggregation>,
+    /// Fields to select (packed: base names), the union of the columns' fields in config order.
+    pub fields: Vec<String>,
+    /// Indexes into [`Config::columns`] of the columns computed from this group, in config order.
+    pub columns: Vec<usize>,
+}
+
+/// Counts that describe a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanSummary {
+    /// Query groups.
+    pub groups: usize,
+    /// Groups over packed series (each a `SHOW FIELD KEYS` plus a select of the expanded fields).
+    pub packed_groups: usize,
+    /// Groups aggregated by the server.
+    pub pre_aggregated_groups: usize,
+    /// Distinct topics.
+    pub topics: usize,
+    /// `SELECT` statements per task for the non-packed groups, after chunking.
+    pub plain_queries: usize,
+}
+
+impl QueryPlan {
+    /// Plans the queries of `config`.
+    pub fn new(config: &Config, semantics: Semantics) -> QueryPlan {
+        type Key = (String, bool, i64, Option<PreAggregation>);
+        let mut groups: Vec<QueryGroup> = Vec::new();
+        let mut by_key: HashMap<Key, usize> = HashMap::new();
+        for (i, column) in config.columns.iter().enumerate() {
+            let start_offset_nanos = match column.start_offset_hours {
+                Some(h) if semantics.honours_start_offset() => hours_to_nanos(h),
+                _ => 0,
+            };
+            let pre_aggregation = column.pre_aggregation();
+            for topic in &column.topics {
+                let key = (
+                    topic.name.clone(),
+                    column.packed_series,
+                    start_offset_nanos,
+                    pre_aggregation.clone(),
+                );
+                let g = *by_key.entry(key).or_insert_with(|| {
+                    groups.push(QueryGroup {
+                        topic: topic.name.clone(),
+                        packed: column.packed_series,
+                        start_offset_nanos,
+                        pre_aggregation: pre_aggregation.clone(),
+                        fields: Vec::new(),
+                        columns: Vec::new(),
+                    });
+                    groups.len() - 1
+                });
+                let group = &mut groups[g];
+                for field in &topic.fields {
+                    if !group.fields.contains(&field.name) {
+                        group.fields.push(field.name.clone());
+                    }
+                }
+                group.columns.push(i);
+            }
+        }
+        QueryPlan { groups }
+    }
+
+    /// Counts of groups, topics and queries.
+    pub fn summary(&self) -> PlanSummary {
+        let mut topics: Vec<&str> = self.groups.iter().map(|g| g.topic.as_str()).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        PlanSummary {
+            groups: self.groups.len(),
+            packed_groups: self.groups.iter().filter(|g| g.packed).count(),
+            pre_aggregated_groups: self
+                .groups
+                .iter()
+                .filter(|g| g.pre_aggregation.is_some())
+                .count(),
+            topics: topics.len(),
+            plain_queries: self
+                .groups
+                .iter()
+                .filter(|g| !g.packed)
+                .map(|g| g.chunks().len())
+                .sum(),
+        }
+    }
+}
+
+impl QueryGroup {
+    /// The fields in chunks of at most [`MAX_FIELDS_PER_QUERY`].
+    pub fn chunks(&self) -> std::slice::Chunks<'_, String> {
+        self.fields.chunks(MAX_FIELDS_PER_QUERY)
+    }
+
+    /// The time range to query for a task whose topic interval is `interval`: its start moved by the
+    /// group's `start_offset`.
+    pub fn query_range(&self, interval: TimeRange) -> TimeRange {
+        interval.with_start_offset(self.start_offset_nanos)
+    }
+}

@@ -1,0 +1,252 @@
+//! Time inside the pipeline: `i64` nanoseconds since the Unix epoch, UTC or TAI.
+//!
+//! Everything downstream of the two edges that store TAI (Butler timespans, packed `cRIO_timestamp`)
+//! works in [`UtcNanos`]. [`TaiNanos`] exists so those edges cannot forget the conversion: the only way
+//! between the two is the leap-second table here ([`TaiNanos::to_utc`], [`UtcNanos::to_tai`]).
+//!
+//! "Unix TAI" follows astropy's `unix_tai`: seconds since 1970-01-01T00:00:00 UTC counted on the TAI
+//! scale, so that `unix_tai - unix = TAI - UTC` (37 s since 2017-01-01). Before 1972, when UTC had
+//! fractional rates, the 1972 offset of 10 s is used; no EFD data predates 2019.
+
+use std::fmt;
+
+/// Nanoseconds in one second.
+pub const NANOS_PER_SECOND: i64 = 1_000_000_000;
+/// Nanoseconds in one hour.
+pub const NANOS_PER_HOUR: i64 = 3_600 * NANOS_PER_SECOND;
+
+/// An instant on the UTC scale, in nanoseconds since 1970-01-01T00:00:00Z (leap seconds not counted).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct UtcNanos(pub i64);
+
+/// An instant on the TAI scale, in nanoseconds of astropy's `unix_tai`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct TaiNanos(pub i64);
+
+/// An inclusive UTC interval `[start, end]` with `start <= end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimeRange {
+    start: UtcNanos,
+    end: UtcNanos,
+}
+
+impl TimeRange {
+    /// The interval `[start, end]`; `None` when `end` is before `start`.
+    pub fn new(start: UtcNanos, end: UtcNanos) -> Option<TimeRange> {
+        (start <= end).then_some(TimeRange { start, end })
+    }
+
+    /// First instant.
+    pub fn start(&self) -> UtcNanos {
+        self.start
+    }
+
+    /// Last instant (inclusive).
+    pub fn end(&self) -> UtcNanos {
+        self.end
+    }
+
+    /// The smallest interval holding both.
+    pub fn union(&self, other: &TimeRange) -> TimeRange {
+        TimeRange {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+
+    /// This interval with its start moved by `nanos` (negative looks back), never past its end.
+    pub fn with_start_offset(&self, nanos: i64) -> TimeRange {
+        let start = self.start.offset(nanos);
+        TimeRange {
+            start: start.min(self.end),
+            end: self.end,
+        }
+    }
+}
+
+/// UTC instants (Unix seconds) at which TAI − UTC changed, with the new value in seconds.
+/// Source: IERS Bulletin C (the table in astropy/ERFA `dat.c`); valid until the next announced leap.
+const LEAP_SECONDS: [(i64, i64); 28] = [
+    (63_072_000, 10),    // 1972-01-01
+    (78_796_800, 11),    // 1972-07-01
+    (94_694_400, 12),    // 1973-01-01
+    (126_230_400, 13),   // 1974-01-01
+    (157_766_400, 14),   // 1975-01-01
+    (189_302_400, 15),   // 1976-01-01
+    (220_924_800, 16),   // 1977-01-01
+    (252_460_800, 17),   // 1978-01-01
+    (283_996_800, 18),   // 1979-01-01
+    (315_532_800, 19),   // 1980-01-01
+    (362_793_600, 20),   // 1981-07-01
+    (394_329_600, 21),   // 1982-07-01
+    (425_865_600, 22),   // 1983-07-01
+    (489_024_000, 23),   // 1985-07-01
+    (567_993_600, 24),   // 1988-01-01
+    (631_152_000, 25),   // 1990-01-01
+    (662_688_000, 26),   // 1991-01-01
+    (709_948_800, 27),   // 1992-07-01
+    (741_484_800, 28),   // 1993-07-01
+    (773_020_800, 29),   // 1994-07-01
+    (820_454_400, 30),   // 1996-01-01
+    (867_715_200, 31),   // 1997-07-01
+    (915_148_800, 32),   // 1999-01-01
+    (1_136_073_600, 33), // 2006-01-01
+    (1_230_768_000, 34), // 2009-01-01
+    (1_341_100_800, 35), // 2012-07-01
+    (1_435_708_800, 36), // 2015-07-01
+    (1_483_228_800, 37), // 2017-01-01
+];
+
+/// TAI − UTC in seconds at a UTC instant.
+pub fn tai_minus_utc_seconds(utc: UtcNanos) -> i64 {
+    let secs = utc.0.div_euclid(NANOS_PER_SECOND);
+    let idx = LEAP_SECONDS.partition_point(|&(start, _)| start <= secs);
+    if idx == 0 {
+        LEAP_SECONDS[0].1
+    } else {
+        LEAP_SECONDS[idx - 1].1
+    }
+}
+
+impl UtcNanos {
+    /// Converts to astropy `unix_tai` nanoseconds.
+    pub fn to_tai(self) -> TaiNanos {
+        TaiNanos(self.0 + tai_minus_utc_seconds(self) * NANOS_PER_SECOND)
+    }
+
+    /// This instant moved by a signed number of nanoseconds, saturating at the ends of `i64`.
+    pub fn offset(self, nanos: i64) -> UtcNanos {
+        UtcNanos(self.0.saturating_add(nanos))
+    }
+}
+
+impl TaiNanos {
+    /// Converts to UTC. During an inserted leap second (23:59:60 UTC) the result repeats the last
+    /// second of the day, as Unix time does.
+    pub fn to_utc(self) -> UtcNanos {
+        // On the TAI scale an entry takes effect one second before its UTC start plus its offset:
+        // that second is the inserted 23:59:60, mapped by the new offset onto the repeated 23:59:59.
+        let secs = self.0.div_euclid(NANOS_PER_SECOND);
+        let idx = LEAP_SECONDS.partition_point(|&(start, dt)| start + dt - 1 <= secs);
+        let dt = if idx == 0 {
+            LEAP_SECONDS[0].1
+        } else {
+            LEAP_SECONDS[idx - 1].1
+        };
+        UtcNanos(self.0 - dt * NANOS_PER_SECOND)
+    }
+}
+
+impl fmt::Debug for UtcNanos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UtcNanos({})", self.0)
+    }
+}
+
+impl fmt::Debug for TaiNanos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaiNanos({})", self.0)
+    }
+}
+
+/// Truncates nanoseconds to whole microseconds (towards −∞), as the reference's pandas round trip of
+/// `/query` timestamps does (BEHAVIOUR.md §5.6). Used only in reference semantics.
+pub fn truncate_to_micros(nanos: i64) -> i64 {
+    nanos - nanos.rem_euclid(1_000)
+}
+
+/// Rounds nanoseconds to the nearest whole microsecond (ties away from zero), as astropy's
+/// `Time.to_datetime` does for Butler timespans. Used only in reference semantics.
+pub fn round_to_micros(nanos: i64) -> i64 {
+    round_to_multiple(nanos, 1_000)
+}
+
+/// Rounds nanoseconds to the nearest whole millisecond (ties away from zero), as the reference does
+/// for packed-series sample times (`Time.iso`, BEHAVIOUR.md §5.7). Used only in reference semantics.
+pub fn round_to_millis(nanos: i64) -> i64 {
+    round_to_multiple(nanos, 1_000_000)
+}
+
+fn round_to_multiple(nanos: i64, unit: i64) -> i64 {
+    let rem = nanos.rem_euclid(unit);
+    let floor = nanos - rem;
+    if rem * 2 >= unit { floor + unit } else { floor }
+}
+
+/// Converts signed hours (a config `start_offset`) to nanoseconds, rounded to the nearest nanosecond.
+pub fn hours_to_nanos(hours: f64) -> i64 {
+    // Bounded by validation to ±1 week, far inside i64 and exact to well under a microsecond.
+    #[allow(clippy::cast_possible_truncation)] // Validated range; see above.
+    let nanos = (hours * NANOS_PER_HOUR as f64).round() as i64;
+    nanos
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = NANOS_PER_SECOND;
+
+    #[test]
+    fn leap_second_offsets_match_iers() {
+        // 2017-01-01T00:00:00Z onwards: 37 s.
+        assert_eq!(tai_minus_utc_seconds(UtcNanos(1_483_228_800 * S)), 37);
+        assert_eq!(tai_minus_utc_seconds(UtcNanos(1_760_000_000 * S)), 37);
+        // 2016-07-01: 36 s; the last instant of 2016 still 36 s.
+        assert_eq!(tai_minus_utc_seconds(UtcNanos(1_467_331_200 * S)), 36);
+        assert_eq!(tai_minus_utc_seconds(UtcNanos(1_483_228_800 * S - 1)), 36);
+        // Before 1972 the 1972 offset applies.
+        assert_eq!(tai_minus_utc_seconds(UtcNanos(0)), 10);
+    }
+
+    #[test]
+    fn tai_round_trip_is_exact_outside_leap_seconds() {
+        for utc in [
+            1_467_331_200 * S,
+            1_483_228_800 * S - 1,
+            1_483_228_800 * S,
+            1_704_067_200 * S + 123_456_789,
+        ] {
+            assert_eq!(UtcNanos(utc).to_tai().to_utc(), UtcNanos(utc));
+        }
+        // astropy: Time(1704067237.0, format="unix_tai").unix == 1704067200.0
+        assert_eq!(
+            TaiNanos(1_704_067_237 * S).to_utc(),
+            UtcNanos(1_704_067_200 * S)
+        );
+    }
+
+    #[test]
+    fn leap_second_itself_maps_into_the_repeated_second() {
+        // 2016-12-31T23:59:60 UTC is TAI unix 1483228800 + 36.
+        let during = TaiNanos((1_483_228_800 + 36) * S + S / 2);
+        assert_eq!(during.to_utc(), UtcNanos(1_483_228_800 * S - S / 2));
+        let after = TaiNanos((1_483_228_800 + 37) * S);
+        assert_eq!(after.to_utc(), UtcNanos(1_483_228_800 * S));
+    }
+
+    #[test]
+    fn ranges() {
+        assert!(TimeRange::new(UtcNanos(2), UtcNanos(1)).is_none());
+        let a = TimeRange::new(UtcNanos(0), UtcNanos(10)).unwrap();
+        let b = TimeRange::new(UtcNanos(5), UtcNanos(20)).unwrap();
+        assert_eq!(
+            a.union(&b),
+            TimeRange::new(UtcNanos(0), UtcNanos(20)).unwrap()
+        );
+        assert_eq!(a.with_start_offset(-5).start(), UtcNanos(-5));
+        assert_eq!(a.with_start_offset(50).start(), UtcNanos(10));
+    }
+
+    #[test]
+    fn truncation_and_rounding_helpers() {
+        assert_eq!(truncate_to_micros(1_999), 1_000);
+        assert_eq!(truncate_to_micros(-1), -1_000);
+        assert_eq!(round_to_micros(1_499), 1_000);
+        assert_eq!(round_to_micros(1_500), 2_000);
+        assert_eq!(round_to_millis(999_600_000), 1_000_000_000);
+        assert_eq!(round_to_millis(1_000_400_000), 1_000_000_000);
+        assert_eq!(hours_to_nanos(-0.5), -1_800 * S);
+        assert_eq!(hours_to_nanos(-1.0), -3_600 * S);
+    }
+}
