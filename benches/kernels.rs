@@ -18,16 +18,16 @@ fn kernel_benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("kernels");
     group.throughput(Throughput::Elements(N as u64));
     group.bench_function("mean", |b| {
-        b.iter(|| kernels::mean(std::hint::black_box(parts)))
+        b.iter(|| kernels::mean(std::hint::black_box(parts)));
     });
     group.bench_function("stddev", |b| {
-        b.iter(|| kernels::stddev(std::hint::black_box(parts), 1))
+        b.iter(|| kernels::stddev(std::hint::black_box(parts), 1));
     });
     group.bench_function("max", |b| {
-        b.iter(|| kernels::max(std::hint::black_box(parts)))
+        b.iter(|| kernels::max(std::hint::black_box(parts)));
     });
     group.bench_function("min", |b| {
-        b.iter(|| kernels::min(std::hint::black_box(parts)))
+        b.iter(|| kernels::min(std::hint::black_box(parts)));
     });
     group.bench_function("most_recent_value", |b| {
         b.iter(|| kernels::most_recent_value(std::hint::black_box(parts)));

@@ -13,7 +13,7 @@ use crate::config::{Column, Function, Subset};
 use crate::frame::{ColumnData, Frame};
 use crate::kernels;
 use crate::semantics::Semantics;
-use crate::time::{TimeRange, UtcNanos, hours_to_nanos, round_to_micros, truncate_to_micros};
+use crate::time::{TimeRange, UtcNanos, hours_to_nanos, round_to_micros};
 
 /// An exposure or a visit: its keys and its timespan (UTC, inclusive bounds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,13 +125,9 @@ impl PreparedColumn {
             .filter(|&i| present.iter().all(|(_, data)| data.is_present(i)))
             .collect();
         let ts = frame.timestamps();
-        prepared.timestamps = rows
-            .iter()
-            .map(|&i| match semantics {
-                Semantics::Default => ts[i],
-                Semantics::Reference => truncate_to_micros(ts[i]),
-            })
-            .collect();
+        // Sample times are used as the source gives them; the reference's µs truncation of `/query`
+        // times happens where it happened there, in the source (`time::truncate_to_micros`).
+        prepared.timestamps = rows.iter().map(|&i| ts[i]).collect();
         prepared.fields = present
             .iter()
             .map(|(name, data)| {
@@ -440,14 +436,14 @@ mod tests {
             "- name: c\n  function: max\n  store_unpivoted: true\n  datatype: float\n  description: d\n  topics:\n  - name: lsst.sal.T.t\n    fields:\n    - name: a\n    - name: b\n",
         );
         let frame = Frame::new(
-            vec![1],
+            vec![1_000],
             vec![
                 FrameColumn::new("a", ColumnData::Float(vec![0.0])),
                 FrameColumn::new("b", ColumnData::Bool(vec![Some(true)])),
             ],
         )
         .unwrap();
-        let it = item(0, 2);
+        let it = item(0, 2_000);
         let r = PreparedColumn::new(&column, &frame, Semantics::Reference);
         assert_eq!(r.unpivoted(&it, ItemKind::Visit).len(), 1);
         assert_eq!(r.unpivoted(&it, ItemKind::Exposure).len(), 2);

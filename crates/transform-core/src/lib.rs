@@ -27,8 +27,8 @@ pub mod time;
 mod yaml_lines;
 
 pub use config::{
-    AggregateFn, Column, Config, Datatype, FitBasis, Function, InfluxDuration, PreAggregation,
-    Subset, SubsetScalar, SubsetValue, Table, Topic,
+    AggregateFn, Column, Config, Datatype, Field, FitBasis, Function, InfluxDuration,
+    PreAggregation, Subset, SubsetScalar, SubsetValue, Table, Topic,
 };
 pub use error::{CoreError, Problem};
 pub use eval::{DataIssue, Item, ItemKind, PreparedColumn, UnpivotedValue};

@@ -13,8 +13,10 @@ use crate::kernels::{RmsFormula, Underdetermined};
 /// | `rms_from_polynomial_fit` | residual RMS | n×n broadcast value |
 /// | `start_offset` | widens the window start and the query | ignored |
 /// | visit unpivoted rows with value 0 | stored | dropped |
-/// | sample timestamps | ns | truncated to µs |
 /// | item timespans | ns | rounded to µs |
+///
+/// (The sources apply the reference's sample-time truncation, µs for `/query`, ms for packed series,
+/// with the helpers in [`crate::time`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum Semantics {
     /// Corrected behaviour.
