@@ -35,10 +35,20 @@ pub fn polyfit(x: &[f64], y: &[f64], degree: usize) -> Option<Vec<f64>> {
         }
         lhs.column_mut(j).unscale_mut(*s);
     }
-    let rhs = DVector::from_column_slice(y);
+    let mut rhs = DVector::from_column_slice(y);
     #[allow(clippy::cast_precision_loss)] // n is a sample count, far below 2^53.
     let rcond = n as f64 * f64::EPSILON;
-    let svd = lhs.try_svd(true, true, f64::EPSILON, 0)?;
+    // For a tall matrix, reduce to the order × order triangle first: A = QR has the singular values
+    // and right singular vectors of R, and min ‖Ax − y‖ = min ‖Rx − (Qᵀy)[..order]‖, so the SVD solve
+    // below is the same least-squares problem at O(n·order²) instead of a full-height SVD.
+    let (square, rhs) = if n > order {
+        let qr = lhs.qr();
+        qr.q_tr_mul(&mut rhs);
+        (qr.r(), rhs.rows(0, order).into_owned())
+    } else {
+        (lhs, rhs)
+    };
+    let svd = square.try_svd(true, true, f64::EPSILON, 0)?;
     let s_max = svd.singular_values.max();
     let c = svd.solve(&rhs, rcond * s_max).ok()?;
     Some(c.iter().zip(&scale).map(|(c, s)| c / s).collect())
