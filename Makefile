@@ -26,8 +26,8 @@ doc:
 
 unit:
 ifeq ($(NEXTEST),yes)
-	$(CARGO) nextest run --workspace --locked --no-fail-fast
 	$(CARGO) test --workspace --doc --locked
+	$(CARGO) nextest run --workspace --locked --no-fail-fast
 else
 	$(CARGO) test --workspace --locked --no-fail-fast
 endif
