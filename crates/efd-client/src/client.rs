@@ -1,0 +1,62 @@
+//! The source chosen by the connection options: HTTP or a line-protocol file.
+
+use transform_core::Frame;
+
+use crate::error::EfdError;
+use crate::file::FileSource;
+use crate::http::HttpSource;
+use crate::options::{EfdLocation, EfdOptions};
+use crate::source::{EfdSource, FieldKey, Select};
+
+/// Either EFD back end, picked from [`EfdOptions::location`].
+#[derive(Debug)]
+pub enum EfdClient {
+    /// InfluxQL over HTTP.
+    Http(HttpSource),
+    /// A line-protocol file loaded in memory.
+    File(FileSource),
+}
+
+impl EfdClient {
+    /// Opens the source: builds the HTTP client (no request yet), or loads and indexes the file.
+    pub async fn open(options: EfdOptions) -> Result<EfdClient, EfdError> {
+        match &options.location {
+            EfdLocation::Http(_) => Ok(EfdClient::Http(HttpSource::new(options)?)),
+            EfdLocation::File(path) => {
+                let path = path.clone();
+                let shown = path.display().to_string();
+                let source = tokio::task::spawn_blocking(move || FileSource::open(&path))
+                    .await
+                    .map_err(|e| EfdError::File {
+                        path: shown,
+                        line: 0,
+                        message: format!("loading stopped: {e}"),
+                    })??;
+                Ok(EfdClient::File(source))
+            }
+        }
+    }
+}
+
+impl EfdSource for EfdClient {
+    async fn select(&self, select: Select<'_>) -> Result<Frame, EfdError> {
+        match self {
+            EfdClient::Http(s) => s.select(select).await,
+            EfdClient::File(s) => s.select(select).await,
+        }
+    }
+
+    async fn field_keys(&self, topic: &str) -> Result<Vec<FieldKey>, EfdError> {
+        match self {
+            EfdClient::Http(s) => s.field_keys(topic).await,
+            EfdClient::File(s) => s.field_keys(topic).await,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            EfdClient::Http(s) => s.describe(),
+            EfdClient::File(s) => s.describe(),
+        }
+    }
+}

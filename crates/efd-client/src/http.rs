@@ -1,0 +1,437 @@
+//! The InfluxQL-over-HTTP source: `POST {base}/query` with `db`, `epoch=ns` and `chunked=true`.
+//!
+//! Each statement is retried with exponential backoff and full jitter on connection errors,
+//! timeouts, truncated streams, HTTP 429 and 5xx, up to `max_attempts`; InfluxQL errors and other 4xx
+//! are permanent at once. At most `concurrency` requests are in flight per source. Responses are
+//! streamed and parsed document by document, so memory holds the frame being built and one chunk.
+//! Selects of more than [`MAX_FIELDS_PER_QUERY`] fields run as concurrent chunks joined on
+//! timestamp ([`crate::merge`]). Field types come from `SHOW FIELD KEYS`, cached per topic.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use tokio::sync::Semaphore;
+use transform_core::{AggregateFn, ColumnData, Frame, FrameColumn, MAX_FIELDS_PER_QUERY};
+use url::Url;
+
+use crate::error::EfdError;
+use crate::influxql;
+use crate::json::{Accumulator, ColumnKind};
+use crate::merge::outer_join;
+use crate::options::{EfdLocation, EfdOptions, redact};
+use crate::source::{EfdSource, FieldKey, FieldType, Select};
+
+/// The field used to tell apart rows with equal timestamps across chunks, when a select has it.
+const CHUNK_KEY_FIELD: &str = "salIndex";
+/// The longest response-body excerpt kept in an error.
+const BODY_EXCERPT: usize = 300;
+
+/// An InfluxDB reached over HTTP(S).
+#[derive(Debug)]
+pub struct HttpSource {
+    client: reqwest::Client,
+    query_url: Url,
+    endpoint: String,
+    options: EfdOptions,
+    permits: Semaphore,
+    field_keys: Mutex<HashMap<String, Arc<Vec<FieldKey>>>>,
+}
+
+impl HttpSource {
+    /// A source for `options` (whose location must be HTTP). No request is made yet.
+    pub fn new(options: EfdOptions) -> Result<HttpSource, EfdError> {
+        let EfdLocation::Http(base) = &options.location else {
+            return Err(EfdError::Config {
+                message: format!("{} is not an HTTP location", options.location),
+            });
+        };
+        let query_url = Url::parse(&format!("{}/query", base.as_str().trim_end_matches('/')))
+            .map_err(|e| EfdError::Config {
+                message: format!("cannot form the /query URL: {e}"),
+            })?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .user_agent(concat!("transformed-efd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| EfdError::Config {
+                message: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(HttpSource {
+            client,
+            query_url,
+            endpoint: base.to_string(),
+            permits: Semaphore::new(options.concurrency.max(1)),
+            options,
+            field_keys: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn measurement(&self, topic: &str) -> String {
+        influxql::measurement(
+            &self.options.database,
+            &self.options.retention_policy,
+            topic,
+        )
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        self.options.password.iter().map(|p| p.expose()).collect()
+    }
+
+    /// Runs one statement with retries; `make` builds a fresh accumulator for each attempt.
+    async fn run(
+        &self,
+        topic: &str,
+        statement: &str,
+        make: &(dyn Fn() -> Accumulator + Sync),
+    ) -> Result<Frame, EfdError> {
+        let attempts = self.options.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            match self.attempt(topic, statement, make(), attempt).await {
+                Ok(acc) => return acc.finish(),
+                Err(e) if e.is_transient() && attempt < attempts => {
+                    let delay = self.backoff(attempt);
+                    tracing::warn!(
+                        message = "EFD request failed; retrying.",
+                        topic,
+                        attempt,
+                        max_attempts = attempts,
+                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        error = %e
+                    );
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Exponential backoff with full jitter: uniform in `[d/2, d]`, `d = base · 2^(attempt−1)`
+    /// capped at `backoff_max`.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .options
+            .backoff_base
+            .saturating_mul(1u32 << (attempt - 1).min(16))
+            .min(self.options.backoff_max);
+        #[allow(clippy::cast_precision_loss)] // A fraction from 53 random bits.
+        let jitter = (RandomState::new().hash_one(attempt) >> 11) as f64 / (1u64 << 53) as f64;
+        exp.mul_f64(0.5 + 0.5 * jitter)
+    }
+
+    async fn attempt(
+        &self,
+        topic: &str,
+        statement: &str,
+        mut acc: Accumulator,
+        attempt: u32,
+    ) -> Result<Accumulator, EfdError> {
+        let _permit = self.permits.acquire().await.map_err(|_| EfdError::Config {
+            message: "the EFD source was shut down".to_owned(),
+        })?;
+        tracing::debug!(message = "EFD query.", topic, attempt, statement);
+        let chunk_size = self.options.chunk_size.to_string();
+        let mut request = self
+            .client
+            .post(self.query_url.clone())
+            .query(&[
+                ("db", self.options.database.as_str()),
+                ("epoch", "ns"),
+                ("chunked", "true"),
+                ("chunk_size", chunk_size.as_str()),
+            ])
+            .form(&[("q", statement)]);
+        if let Some((user, password)) = self.options.credentials() {
+            request = request.basic_auth(user, Some(password.expose()));
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(topic, attempt, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(EfdError::Http {
+                topic: topic.to_owned(),
+                status: status.as_u16(),
+                attempts: attempt,
+                body: self.body_excerpt(&body),
+            });
+        }
+        let mut buffer: Vec<u8> = Vec::new();
+        while let Some(bytes) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(topic, attempt, &e))?
+        {
+            buffer.extend_from_slice(&bytes);
+            let mut start = 0;
+            while let Some(pos) = buffer[start..].iter().position(|&b| b == b'\n') {
+                let line = &buffer[start..start + pos];
+                if line.iter().any(|b| !b.is_ascii_whitespace()) {
+                    acc.feed(line)?;
+                }
+                start += pos + 1;
+            }
+            buffer.drain(..start);
+        }
+        if buffer.iter().any(|b| !b.is_ascii_whitespace()) {
+            // A last document without its newline: complete if it parses; cut short if it does not.
+            acc.feed(&buffer).map_err(|e| match e {
+                EfdError::Response { .. } => self.truncated(topic, attempt),
+                other => other,
+            })?;
+        }
+        if acc.expects_more() {
+            return Err(self.truncated(topic, attempt));
+        }
+        Ok(acc)
+    }
+
+    fn truncated(&self, topic: &str, attempt: u32) -> EfdError {
+        EfdError::Connect {
+            endpoint: self.endpoint.clone(),
+            topic: topic.to_owned(),
+            attempts: attempt,
+            message: "the response stream ended before its last chunk".to_owned(),
+        }
+    }
+
+    fn transport_error(&self, topic: &str, attempt: u32, e: &reqwest::Error) -> EfdError {
+        if e.is_timeout() {
+            return EfdError::Timeout {
+                topic: topic.to_owned(),
+                attempts: attempt,
+                timeout_secs: self.options.request_timeout.as_secs(),
+            };
+        }
+        // reqwest's message names the URL, which never holds credentials here; redact anyway.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        EfdError::Connect {
+            endpoint: self.endpoint.clone(),
+            topic: topic.to_owned(),
+            attempts: attempt,
+            message: redact(&message, &self.secrets()),
+        }
+    }
+
+    fn body_excerpt(&self, body: &str) -> String {
+        // InfluxDB puts its message in {"error": "..."}; show that when it does.
+        let text = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| body.trim().to_owned());
+        let excerpt: String = text.chars().take(BODY_EXCERPT).collect();
+        redact(&excerpt, &self.secrets())
+    }
+
+    /// The field keys of a topic, from the cache or `SHOW FIELD KEYS`.
+    async fn cached_field_keys(&self, topic: &str) -> Result<Arc<Vec<FieldKey>>, EfdError> {
+        if let Some(keys) = self.lock_cache().get(topic) {
+            return Ok(Arc::clone(keys));
+        }
+        let statement = influxql::show_field_keys(&self.measurement(topic));
+        let frame = self
+            .run(topic, &statement, &|| {
+                Accumulator::new(topic, HashMap::new(), ColumnKind::Str)
+            })
+            .await?;
+        let keys = Arc::new(field_keys_from(topic, &frame)?);
+        self.lock_cache()
+            .insert(topic.to_owned(), Arc::clone(&keys));
+        Ok(keys)
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Vec<FieldKey>>>> {
+        // A poisoned cache only means another query panicked mid-insert; the map is still valid.
+        self.field_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn field_keys_from(topic: &str, frame: &Frame) -> Result<Vec<FieldKey>, EfdError> {
+    let (Some(ColumnData::Str(names)), Some(ColumnData::Str(types))) =
+        (frame.column("fieldKey"), frame.column("fieldType"))
+    else {
+        return if frame.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(EfdError::response(
+                topic,
+                "SHOW FIELD KEYS without fieldKey/fieldType columns",
+            ))
+        };
+    };
+    names
+        .iter()
+        .zip(types)
+        .map(|(name, t)| {
+            let (Some(name), Some(t)) = (name, t) else {
+                return Err(EfdError::response(topic, "a null field key or type"));
+            };
+            let field_type = FieldType::from_influx(t)
+                .ok_or_else(|| EfdError::response(topic, format!("unknown field type `{t}`")))?;
+            Ok(FieldKey {
+                name: name.clone(),
+                field_type,
+            })
+        })
+        .collect()
+}
+
+/// How a requested column's values are stored, given the topic's field keys and the aggregation.
+fn column_kind(name: &str, keys: &[FieldKey], aggregation: Option<AggregateFn>) -> ColumnKind {
+    let types: Vec<FieldType> = keys
+        .iter()
+        .filter(|k| k.name == name)
+        .map(|k| k.field_type)
+        .collect();
+    if types.is_empty() {
+        // A tag key (strings), or a name that does not exist (all null; made float below).
+        return ColumnKind::Str;
+    }
+    if aggregation == Some(AggregateFn::Mean) {
+        return ColumnKind::Float;
+    }
+    // A field written with several types across shards: float holds them all.
+    if types.len() > 1
+        && types.iter().all(|t| {
+            matches!(
+                t,
+                FieldType::Float | FieldType::Integer | FieldType::Unsigned
+            )
+        })
+    {
+        return ColumnKind::Float;
+    }
+    ColumnKind::of(types[0])
+}
+
+impl EfdSource for HttpSource {
+    async fn select(&self, select: Select<'_>) -> Result<Frame, EfdError> {
+        let keys = self.cached_field_keys(select.topic).await?;
+        let function = select.aggregation.map(|a| a.function);
+        let kinds: HashMap<String, ColumnKind> = select
+            .fields
+            .iter()
+            .map(|f| (f.clone(), column_kind(f, &keys, function)))
+            .collect();
+        let measurement = self.measurement(select.topic);
+        let key = select
+            .fields
+            .iter()
+            .any(|f| f == CHUNK_KEY_FIELD)
+            .then_some(CHUNK_KEY_FIELD);
+        let chunked = select.fields.len() > MAX_FIELDS_PER_QUERY;
+        let statements: Vec<String> = select
+            .fields
+            .chunks(MAX_FIELDS_PER_QUERY)
+            .map(|chunk| {
+                let mut fields = chunk.to_vec();
+                if let Some(k) = key
+                    && chunked
+                    && !fields.iter().any(|f| f == k)
+                {
+                    fields.push(k.to_owned());
+                }
+                influxql::select(&measurement, &fields, select.range, select.aggregation)
+            })
+            .collect();
+        if chunked {
+            tracing::debug!(
+                message = "Chunked EFD select.",
+                topic = select.topic,
+                fields = select.fields.len(),
+                chunks = statements.len()
+            );
+        }
+        let make = || Accumulator::new(select.topic, kinds.clone(), ColumnKind::Str);
+        let frames = try_join_all(
+            statements
+                .iter()
+                .map(|statement| self.run(select.topic, statement, &make)),
+        )
+        .await?;
+        let joined = outer_join(frames, key);
+        Ok(shape(
+            joined,
+            select.fields,
+            &keys,
+            select.aggregation.is_some(),
+        ))
+    }
+
+    async fn field_keys(&self, topic: &str) -> Result<Vec<FieldKey>, EfdError> {
+        Ok(self.cached_field_keys(topic).await?.as_ref().clone())
+    }
+
+    fn describe(&self) -> String {
+        self.endpoint.clone()
+    }
+}
+
+/// The requested columns in request order; names unknown to the topic and absent or all-null become
+/// all-missing float columns (as the file source gives them); with aggregation, buckets where every
+/// field is missing are dropped.
+fn shape(frame: Frame, fields: &[String], keys: &[FieldKey], aggregated: bool) -> Frame {
+    let (timestamps, mut columns) = frame.into_parts();
+    let n = timestamps.len();
+    let mut out: Vec<FrameColumn> = Vec::with_capacity(fields.len());
+    for name in fields {
+        let taken = columns
+            .iter()
+            .position(|c| &c.name == name)
+            .map(|i| columns.swap_remove(i));
+        let known = keys.iter().any(|k| &k.name == name);
+        let column = match taken {
+            Some(c) if known || (0..n).any(|i| c.data.is_present(i)) => c,
+            _ => FrameColumn::new(name.clone(), ColumnData::Float(vec![f64::NAN; n])),
+        };
+        out.push(column);
+    }
+    let frame = Frame::new(timestamps, out).unwrap_or_default();
+    if aggregated {
+        drop_empty_rows(frame)
+    } else {
+        frame
+    }
+}
+
+/// The frame without rows where every column is missing.
+pub(crate) fn drop_empty_rows(frame: Frame) -> Frame {
+    let keep: Vec<usize> = (0..frame.len())
+        .filter(|&i| frame.columns().iter().any(|c| c.data.is_present(i)))
+        .collect();
+    if keep.len() == frame.len() {
+        return frame;
+    }
+    let timestamps = keep.iter().map(|&i| frame.timestamps()[i]).collect();
+    let columns = frame
+        .columns()
+        .iter()
+        .map(|c| FrameColumn::new(c.name.clone(), select_rows(&c.data, &keep)))
+        .collect();
+    Frame::new(timestamps, columns).unwrap_or_default()
+}
+
+fn select_rows(data: &ColumnData, rows: &[usize]) -> ColumnData {
+    match data {
+        ColumnData::Float(v) => ColumnData::Float(rows.iter().map(|&i| v[i]).collect()),
+        ColumnData::Int(v) => ColumnData::Int(rows.iter().map(|&i| v[i]).collect()),
+        ColumnData::Bool(v) => ColumnData::Bool(rows.iter().map(|&i| v[i]).collect()),
+        ColumnData::Str(v) => ColumnData::Str(rows.iter().map(|&i| v[i].clone()).collect()),
+    }
+}

@@ -1,0 +1,369 @@
+//! Connection options: where the EFD is, how to authenticate, and how patient to be.
+//!
+//! The URL comes from `--efd`/`EFD_URL` (`http(s)://[user[:password]@]host[:port][/path]` or
+//! `file:///path/export.lp[.gz]`); without one it is built as the Python service builds it, from
+//! `EFD_HOST`, `EFD_PORT` and `EFD_PATH`, always over HTTPS, but without its doubled slash. The
+//! password (`EFD_PASSWORD`, else the file named by `EFD_PASSWORD_FILE`) is held in a [`Secret`]
+//! whose `Debug` and `Display` never show it. Environment variables are read through a lookup
+//! function so callers (and tests) decide where they come from.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::EfdError;
+
+/// The Python service's default EFD host.
+pub(crate) const DEFAULT_HOST: &str = "usdf-rsp.slac.stanford.edu";
+/// The Python service's default EFD port.
+pub(crate) const DEFAULT_PORT: &str = "443";
+/// The Python service's default EFD path.
+pub(crate) const DEFAULT_PATH: &str = "/influxdb-enterprise-data/";
+/// The Python service's default EFD user.
+pub(crate) const DEFAULT_USERNAME: &str = "efdreader";
+
+/// A secret string: compared and used, never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where telemetry comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EfdLocation {
+    /// An InfluxDB serving InfluxQL; the base URL has no credentials and no trailing slash.
+    Http(Url),
+    /// A line-protocol file (optionally gzip-compressed).
+    File(PathBuf),
+}
+
+impl fmt::Display for EfdLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EfdLocation::Http(url) => f.write_str(url.as_str()),
+            EfdLocation::File(path) => write!(f, "file://{}", path.display()),
+        }
+    }
+}
+
+/// How to reach the EFD and how patient to be.
+#[derive(Debug, Clone)]
+pub struct EfdOptions {
+    /// The server or file.
+    pub location: EfdLocation,
+    /// InfluxDB database (`efd`).
+    pub database: String,
+    /// Retention policy (`autogen`).
+    pub retention_policy: String,
+    /// Basic-auth user; auth is sent only when both user and password are non-empty.
+    pub username: Option<String>,
+    /// Basic-auth password.
+    pub password: Option<Secret>,
+    /// Time allowed to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for one whole request, body included.
+    pub request_timeout: Duration,
+    /// Attempts per request (1 = no retry) on connection errors, timeouts, HTTP 429 and 5xx.
+    pub max_attempts: u32,
+    /// First retry delay; doubled each attempt, with full jitter, up to `backoff_max`.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Points per chunk of a streamed (`chunked=true`) response.
+    pub chunk_size: usize,
+}
+
+impl EfdOptions {
+    /// Options for `location` with the defaults: database `efd`, retention policy `autogen`, 10 s
+    /// connect and 120 s request timeouts, 4 attempts backing off from 0.5 s to 10 s, 4 requests in
+    /// flight, 10,000 points per chunk, no credentials.
+    pub fn new(location: EfdLocation) -> EfdOptions {
+        EfdOptions {
+            location,
+            database: "efd".to_owned(),
+            retention_policy: "autogen".to_owned(),
+            username: None,
+            password: None,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            max_attempts: 4,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(10),
+            concurrency: 4,
+            chunk_size: 10_000,
+        }
+    }
+
+    /// Options from an explicit URL (`--efd`/`EFD_URL`) or, without one, from the `EFD_*`
+    /// variables as the Python service reads them. `env` looks a variable up.
+    ///
+    /// Credentials: userinfo in the URL wins; else `EFD_USERNAME` (default `efdreader`) and
+    /// `EFD_PASSWORD`, else the contents of `EFD_PASSWORD_FILE` (trailing newline removed).
+    pub fn from_env(
+        url: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<EfdOptions, EfdError> {
+        let var = |name: &str| env(name).filter(|v| !v.is_empty());
+        let url = url
+            .map(str::to_owned)
+            .filter(|u| !u.is_empty())
+            .or_else(|| var("EFD_URL"));
+        let (location, url_user, url_password) = match url {
+            Some(url) => parse_url(&url)?,
+            None => {
+                let host = var("EFD_HOST").unwrap_or_else(|| DEFAULT_HOST.to_owned());
+                let port = var("EFD_PORT").unwrap_or_else(|| DEFAULT_PORT.to_owned());
+                let path = var("EFD_PATH").unwrap_or_else(|| DEFAULT_PATH.to_owned());
+                let root = Url::parse(&format!("https://{host}:{port}/")).map_err(|e| {
+                    EfdError::Config {
+                        message: format!("EFD_HOST/EFD_PORT do not form a URL: {e}"),
+                    }
+                })?;
+                // urljoin semantics, as the Python service: a relative path is appended to the root,
+                // an absolute one replaces the path, a full URL replaces everything.
+                let joined = root.join(&path).map_err(|e| EfdError::Config {
+                    message: format!("EFD_PATH `{path}` does not join onto {root}: {e}"),
+                })?;
+                parse_url(joined.as_str())?
+            }
+        };
+        let mut options = EfdOptions::new(location);
+        if let EfdLocation::Http(_) = options.location {
+            options.username = url_user
+                .or_else(|| var("EFD_USERNAME"))
+                .or_else(|| Some(DEFAULT_USERNAME.to_owned()));
+            options.password = match url_password {
+                Some(p) => Some(p),
+                None => match (var("EFD_PASSWORD"), var("EFD_PASSWORD_FILE")) {
+                    (Some(p), _) => Some(Secret::new(p)),
+                    (None, Some(file)) => Some(read_password_file(&file)?),
+                    (None, None) => None,
+                },
+            };
+        }
+        Ok(options)
+    }
+
+    /// The credentials to send, if both parts are non-empty.
+    pub fn credentials(&self) -> Option<(&str, &Secret)> {
+        match (&self.username, &self.password) {
+            (Some(u), Some(p)) if !u.is_empty() && !p.expose().is_empty() => Some((u, p)),
+            _ => None,
+        }
+    }
+
+    /// Why no authentication will be sent although some was configured, for a startup warning.
+    pub fn auth_warning(&self) -> Option<String> {
+        match (&self.location, self.credentials(), &self.username) {
+            (EfdLocation::Http(_), None, Some(u)) if !u.is_empty() => Some(format!(
+                "EFD user `{u}` has no password (set EFD_PASSWORD or EFD_PASSWORD_FILE): queries are sent unauthenticated"
+            )),
+            _ => None,
+        }
+    }
+}
+
+fn read_password_file(path: &str) -> Result<Secret, EfdError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EfdError::Config {
+        message: format!("cannot read EFD_PASSWORD_FILE {path}: {e}"),
+    })?;
+    Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+}
+
+type ParsedUrl = (EfdLocation, Option<String>, Option<Secret>);
+
+/// Parses an EFD URL, taking any userinfo out of it.
+fn parse_url(text: &str) -> Result<ParsedUrl, EfdError> {
+    let mut url = Url::parse(text).map_err(|e| EfdError::Config {
+        // The text may hold a password: show only what the parser objected to.
+        message: format!("the EFD URL is not a valid URL ({e})"),
+    })?;
+    match url.scheme() {
+        "file" => {
+            let path = url.to_file_path().map_err(|()| EfdError::Config {
+                message: "a file:// EFD URL must hold an absolute local path".to_owned(),
+            })?;
+            Ok((EfdLocation::File(path), None, None))
+        }
+        "http" | "https" => {
+            let user = decode(url.username());
+            let password = url.password().map(decode).map(Secret::new);
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            let trimmed = url.path().trim_end_matches('/').to_owned();
+            url.set_path(&trimmed);
+            Ok((
+                EfdLocation::Http(url),
+                Some(user).filter(|u| !u.is_empty()),
+                password,
+            ))
+        }
+        other => Err(EfdError::Config {
+            message: format!("unsupported EFD URL scheme `{other}` (use http, https or file)"),
+        }),
+    }
+}
+
+/// Decodes `%XX` escapes (userinfo in URLs is percent-encoded).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Replaces every occurrence of each secret in `text` by `***` (for messages from lower layers).
+pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(s, "***");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn default_url_is_the_reference_one_without_the_double_slash() {
+        let o = EfdOptions::from_env(None, &env(&[])).unwrap();
+        assert_eq!(
+            o.location.to_string(),
+            "https://usdf-rsp.slac.stanford.edu/influxdb-enterprise-data"
+        );
+        assert_eq!(o.username.as_deref(), Some("efdreader"));
+        assert!(o.password.is_none());
+        assert!(o.auth_warning().unwrap().contains("no password"));
+        let dev = EfdOptions::from_env(
+            None,
+            &env(&[
+                ("EFD_PATH", "influxdb-enterprise-standby-data"),
+                ("EFD_PORT", "8443"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            dev.location.to_string(),
+            "https://usdf-rsp.slac.stanford.edu:8443/influxdb-enterprise-standby-data"
+        );
+    }
+
+    #[test]
+    fn url_credentials_are_taken_out_and_hidden() {
+        let o =
+            EfdOptions::from_env(Some("http://reader:p%40ss@127.0.0.1:8086/"), &env(&[])).unwrap();
+        assert_eq!(o.location.to_string(), "http://127.0.0.1:8086/");
+        assert_eq!(o.username.as_deref(), Some("reader"));
+        assert_eq!(o.password.as_ref().unwrap().expose(), "p@ss");
+        let shown = format!("{o:?}");
+        assert!(
+            !shown.contains("p@ss") && !shown.contains("p%40ss"),
+            "{shown}"
+        );
+        assert!(o.auth_warning().is_none());
+    }
+
+    #[test]
+    fn password_from_variable_or_file() {
+        let dir = std::env::temp_dir().join(format!("efd-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pw");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let o = EfdOptions::from_env(
+            Some("https://efd.example/"),
+            &env(&[("EFD_PASSWORD_FILE", file.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(o.password.unwrap().expose(), "s3cret");
+        let o = EfdOptions::from_env(Some("https://efd.example/"), &env(&[("EFD_PASSWORD", "x")]))
+            .unwrap();
+        assert_eq!(o.password.unwrap().expose(), "x");
+        let err = EfdOptions::from_env(
+            Some("https://efd.example/"),
+            &env(&[("EFD_PASSWORD_FILE", "/nonexistent/pw")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/pw"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn file_urls_and_bad_urls() {
+        let o = EfdOptions::from_env(Some("file:///data/efd.lp.gz"), &env(&[])).unwrap();
+        assert_eq!(
+            o.location,
+            EfdLocation::File(PathBuf::from("/data/efd.lp.gz"))
+        );
+        assert!(o.username.is_none());
+        let err = EfdOptions::from_env(Some("ftp://u:hunter2@h/"), &env(&[])).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+        let err = EfdOptions::from_env(Some("not a url hunter2"), &env(&[])).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_show() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
+        assert_eq!(redact("user:hunter2@h", &["hunter2"]), "user:***@h");
+    }
+}
