@@ -1,0 +1,82 @@
+//! EFD response handling: `/query` JSON parsing into frames (MB/s) and packed-series unpacking
+//! (samples/s).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use efd_client::{CRIO_TIMESTAMP, FieldType, parse_query_response, unpack};
+use transform_core::{ColumnData, Frame, FrameColumn, Semantics};
+use transformed_efd_benches::SplitMix;
+
+/// A chunked `/query` body as influxd writes it: `rows` rows of `fields` float fields plus an integer
+/// `salIndex`, 10,000 rows per chunk document.
+fn query_body(rows: usize, fields: usize) -> Vec<u8> {
+    let mut rng = SplitMix::new(7);
+    let mut columns = String::from("\"time\"");
+    for f in 0..fields {
+        let _ = write!(columns, ",\"f{f}\"");
+    }
+    columns.push_str(",\"salIndex\"");
+    let mut body = String::new();
+    for chunk_start in (0..rows).step_by(10_000) {
+        let chunk_end = (chunk_start + 10_000).min(rows);
+        let _ = write!(
+            body,
+            "{{\"results\":[{{\"statement_id\":0,\"series\":[{{\"name\":\"lsst.sal.ESS.temperature\",\"columns\":[{columns}],\"values\":["
+        );
+        for r in chunk_start..chunk_end {
+            if r > chunk_start {
+                body.push(',');
+            }
+            let _ = write!(body, "[{}", 1_700_000_000_000_000_000i64 + r as i64 * 20_000_000);
+            for _ in 0..fields {
+                let _ = write!(body, ",{}", 15.0 + rng.next_f64() * 10.0);
+            }
+            let _ = write!(body, ",{}]", 301 + r % 4);
+        }
+        let partial = if chunk_end < rows { ",\"partial\":true" } else { "" };
+        let _ = writeln!(body, "]{partial}}}]{partial}}}]}}");
+    }
+    body.into_bytes()
+}
+
+fn json_benches(c: &mut Criterion) {
+    let fields = 20;
+    let body = query_body(50_000, fields);
+    let mut types: HashMap<String, FieldType> =
+        (0..fields).map(|f| (format!("f{f}"), FieldType::Float)).collect();
+    types.insert("salIndex".to_owned(), FieldType::Integer);
+    let mut group = c.benchmark_group("efd");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("parse_query_json", |b| {
+        b.iter(|| parse_query_response(std::hint::black_box(&body), &types).map(|f| f.len()));
+    });
+    group.finish();
+}
+
+fn packed_benches(c: &mut Criterion) {
+    const ROWS: usize = 3_000;
+    const N: usize = 100;
+    let bases = vec!["azimuthCalculatedAngle".to_owned(), "elevationCalculatedAngle".to_owned()];
+    let mut rng = SplitMix::new(3);
+    let crio: Vec<f64> = (0..ROWS).map(|r| 1_700_000_037.0 + r as f64).collect();
+    let mut columns = vec![FrameColumn::new(CRIO_TIMESTAMP, ColumnData::Float(crio))];
+    for base in &bases {
+        for i in 0..N {
+            let v = (0..ROWS).map(|_| rng.next_f64()).collect();
+            columns.push(FrameColumn::new(format!("{base}{i}"), ColumnData::Float(v)));
+        }
+    }
+    let ts: Vec<i64> = (0..ROWS as i64).map(|r| 1_700_000_001_000_000_000 + r * 1_000_000_000).collect();
+    let frame = Frame::new(ts, columns).expect("packed frame");
+    let mut group = c.benchmark_group("efd");
+    group.throughput(Throughput::Elements((ROWS * N * bases.len()) as u64));
+    group.bench_function("unpack_packed_2x100", |b| {
+        b.iter(|| unpack(std::hint::black_box(&frame), &bases, N, Semantics::Default).map(|f| f.len()));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, json_benches, packed_benches);
+criterion_main!(benches);
