@@ -9,9 +9,13 @@ CARGO ?= cargo
 # Use cargo-nextest when it is installed, else plain cargo test.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: test lint fmt-check clippy doc unit demo bench tidy
+.PHONY: test deps lint fmt-check clippy doc unit demo bench tidy
 
-test: lint unit
+test: deps lint unit
+
+# Real servers the tests start (influxd, PostgreSQL): installed from Debian packages when missing.
+deps:
+	./scripts/install-deps.sh
 
 lint: fmt-check clippy doc
 

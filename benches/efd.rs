@@ -1,11 +1,11 @@
-//! EFD response handling: `/query` JSON parsing into frames (MB/s) and packed-series unpacking
-//! (samples/s).
+//! EFD data handling: `/query` JSON parsing into frames (MB/s), packed-series unpacking
+//! (samples/s), and loading a line-protocol export into the file source (MB/s).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use efd_client::{CRIO_TIMESTAMP, FieldType, parse_query_response, unpack};
+use efd_client::{CRIO_TIMESTAMP, EfdSource, FieldType, FileSource, parse_query_response, unpack};
 use transform_core::{ColumnData, Frame, FrameColumn, Semantics};
 use transformed_efd_benches::SplitMix;
 
@@ -29,13 +29,21 @@ fn query_body(rows: usize, fields: usize) -> Vec<u8> {
             if r > chunk_start {
                 body.push(',');
             }
-            let _ = write!(body, "[{}", 1_700_000_000_000_000_000i64 + r as i64 * 20_000_000);
+            let _ = write!(
+                body,
+                "[{}",
+                1_700_000_000_000_000_000i64 + r as i64 * 20_000_000
+            );
             for _ in 0..fields {
                 let _ = write!(body, ",{}", 15.0 + rng.next_f64() * 10.0);
             }
             let _ = write!(body, ",{}]", 301 + r % 4);
         }
-        let partial = if chunk_end < rows { ",\"partial\":true" } else { "" };
+        let partial = if chunk_end < rows {
+            ",\"partial\":true"
+        } else {
+            ""
+        };
         let _ = writeln!(body, "]{partial}}}]{partial}}}]}}");
     }
     body.into_bytes()
@@ -44,8 +52,9 @@ fn query_body(rows: usize, fields: usize) -> Vec<u8> {
 fn json_benches(c: &mut Criterion) {
     let fields = 20;
     let body = query_body(50_000, fields);
-    let mut types: HashMap<String, FieldType> =
-        (0..fields).map(|f| (format!("f{f}"), FieldType::Float)).collect();
+    let mut types: HashMap<String, FieldType> = (0..fields)
+        .map(|f| (format!("f{f}"), FieldType::Float))
+        .collect();
     types.insert("salIndex".to_owned(), FieldType::Integer);
     let mut group = c.benchmark_group("efd");
     group.throughput(Throughput::Bytes(body.len() as u64));
@@ -58,7 +67,10 @@ fn json_benches(c: &mut Criterion) {
 fn packed_benches(c: &mut Criterion) {
     const ROWS: usize = 3_000;
     const N: usize = 100;
-    let bases = vec!["azimuthCalculatedAngle".to_owned(), "elevationCalculatedAngle".to_owned()];
+    let bases = vec![
+        "azimuthCalculatedAngle".to_owned(),
+        "elevationCalculatedAngle".to_owned(),
+    ];
     let mut rng = SplitMix::new(3);
     let crio: Vec<f64> = (0..ROWS).map(|r| 1_700_000_037.0 + r as f64).collect();
     let mut columns = vec![FrameColumn::new(CRIO_TIMESTAMP, ColumnData::Float(crio))];
@@ -68,15 +80,56 @@ fn packed_benches(c: &mut Criterion) {
             columns.push(FrameColumn::new(format!("{base}{i}"), ColumnData::Float(v)));
         }
     }
-    let ts: Vec<i64> = (0..ROWS as i64).map(|r| 1_700_000_001_000_000_000 + r * 1_000_000_000).collect();
+    let ts: Vec<i64> = (0..ROWS as i64)
+        .map(|r| 1_700_000_001_000_000_000 + r * 1_000_000_000)
+        .collect();
     let frame = Frame::new(ts, columns).expect("packed frame");
     let mut group = c.benchmark_group("efd");
     group.throughput(Throughput::Elements((ROWS * N * bases.len()) as u64));
     group.bench_function("unpack_packed_2x100", |b| {
-        b.iter(|| unpack(std::hint::black_box(&frame), &bases, N, Semantics::Default).map(|f| f.len()));
+        b.iter(|| {
+            unpack(std::hint::black_box(&frame), &bases, N, Semantics::Default).map(|f| f.len())
+        });
     });
     group.finish();
 }
 
-criterion_group!(benches, json_benches, packed_benches);
+/// EFD-like line protocol: 20 topics written round-robin at 50 Hz, each point with 30 floats, an
+/// integer, a boolean and a string.
+fn export(bytes: usize) -> String {
+    let mut rng = SplitMix::new(42);
+    let mut text = String::with_capacity(bytes + 4096);
+    let mut k = 0i64;
+    while text.len() < bytes {
+        let _ = write!(text, "lsst.sal.Test.topic{} ", k % 20);
+        for f in 0..30 {
+            let _ = write!(text, "value{f}={},", rng.next_f64() * 100.0);
+        }
+        let _ = writeln!(
+            text,
+            "count={k}i,ok={},status=\"state {}\" {}",
+            k % 2 == 0,
+            k % 7,
+            1_700_000_000_000_000_000 + k * 20_000_000
+        );
+        k += 1;
+    }
+    text
+}
+
+fn file_benches(c: &mut Criterion) {
+    let text = export(32 << 20);
+    let path = std::env::temp_dir().join(format!("efd-bench-{}.lp", std::process::id()));
+    std::fs::write(&path, &text).expect("write the bench export");
+    let mut group = c.benchmark_group("efd");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_function("load_line_protocol", |b| {
+        b.iter(|| FileSource::open(&path).map(|f| f.describe().len()));
+    });
+    group.finish();
+    let _ = std::fs::remove_file(&path);
+}
+
+criterion_group!(benches, json_benches, packed_benches, file_benches);
 criterion_main!(benches);

@@ -11,8 +11,8 @@ use crate::source::{EfdSource, FieldKey, Select};
 /// Either EFD back end, picked from [`EfdOptions::location`].
 #[derive(Debug)]
 pub enum EfdClient {
-    /// InfluxQL over HTTP.
-    Http(HttpSource),
+    /// InfluxQL over HTTP (boxed: the client and its cache are large).
+    Http(Box<HttpSource>),
     /// A line-protocol file loaded in memory.
     File(FileSource),
 }
@@ -21,7 +21,7 @@ impl EfdClient {
     /// Opens the source: builds the HTTP client (no request yet), or loads and indexes the file.
     pub async fn open(options: EfdOptions) -> Result<EfdClient, EfdError> {
         match &options.location {
-            EfdLocation::Http(_) => Ok(EfdClient::Http(HttpSource::new(options)?)),
+            EfdLocation::Http(_) => Ok(EfdClient::Http(Box::new(HttpSource::new(options)?))),
             EfdLocation::File(path) => {
                 let path = path.clone();
                 let shown = path.display().to_string();

@@ -121,14 +121,14 @@ pub fn unpack(
         .filter_map(|r| crio.number(r).map(|s| (r, seconds_to_nanos(s))))
         .collect();
     if n == 0 || rows.is_empty() {
-        return Ok(Frame::new(
+        return Frame::new(
             Vec::new(),
             bases
                 .iter()
                 .map(|b| FrameColumn::new(b.clone(), ColumnData::Float(Vec::new())))
                 .collect(),
         )
-        .map_err(|e| e.to_string())?);
+        .map_err(|e| e.to_string());
     }
     let spacing = row_spacings(&rows, n, semantics);
     let mut timestamps = Vec::with_capacity(rows.len() * n);

@@ -21,6 +21,9 @@ const WRITE_BATCH_BYTES: usize = 4 << 20;
 /// How many times `start` picks fresh ports when another process grabbed one first.
 const PORT_ATTEMPTS: usize = 5;
 
+/// `GOMAXPROCS` of every influxd the harness starts.
+pub const SERVER_GOMAXPROCS: usize = 8;
+
 /// A running InfluxDB 1.x server for one test, listening on 127.0.0.1 only.
 ///
 /// Start it with [`Influxd::start`] or [`Influxd::start_with_auth`]. Its config, data, WAL and log
@@ -325,7 +328,10 @@ impl Influxd {
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(stdout)
-            .stderr(log);
+            .stderr(log)
+            // A fixed parallelism makes the server's query merge order the same on every machine
+            // (the file source emulates it for up to this many series per bucket).
+            .env("GOMAXPROCS", SERVER_GOMAXPROCS.to_string());
         // INFLUXDB_* variables override the config file; keep the test's environment out.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("INFLUXDB_") {

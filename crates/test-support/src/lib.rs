@@ -24,7 +24,7 @@ mod postgres;
 mod process;
 
 pub use http::{HttpResponse, http_request};
-pub use influxd::Influxd;
+pub use influxd::{Influxd, SERVER_GOMAXPROCS};
 pub use postgres::Postgres;
 
 use std::net::TcpListener;
