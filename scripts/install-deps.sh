@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Installs the servers and tools the test suite runs for real, when they are missing.
-# Debian packages only: influxdb (influxd 1.x) and postgresql (initdb, postgres, psql).
+# Installs the servers and tools the test suite runs for real, when they are missing:
+#  - Debian packages: influxdb (influxd 1.x) and postgresql (initdb, postgres, psql);
+#  - a Python venv at <repo>/.venv with lsst-daf-butler and psycopg2-binary, in which the tests make
+#    Butler registries with the real daf_butler (crates/butler-reader/tests/fixtures/make_registry.py).
+# Running it again when everything is there does nothing.
 set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO_ROOT/.venv"
+# daf_butler is pinned: the fixtures record what this version returns (dimension universe v8).
+PY_PACKAGES=(lsst-daf-butler==30.2026.4300 "psycopg2-binary>=2.9,<3")
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -10,15 +18,50 @@ if [ "$(id -u)" -ne 0 ]; then
     fi
 fi
 
+apt_updated=""
+apt_install() {
+    echo "install-deps: installing $*"
+    if [ -z "$apt_updated" ]; then
+        $SUDO apt-get update -qq
+        apt_updated=yes
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- Debian packages -------------------------------------------------------------------------------
 missing=()
 command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/dev/null 2>&1; then
     missing+=(postgresql)
 fi
-
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
 fi
-echo "install-deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+
+# --- Python venv with the real daf_butler ----------------------------------------------------------
+venv_ok() {
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import lsst.daf.butler, psycopg2" >/dev/null 2>&1
+}
+
+if ! venv_ok; then
+    # A venv whose interpreter does not run (moved repo, removed Python) is made again from scratch.
+    if [ -e "$VENV" ] && ! "$VENV/bin/python" -c "" >/dev/null 2>&1; then
+        rm -rf "$VENV"
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "install-deps: creating $VENV"
+        if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+            # Debian's python3 lacks ensurepip until python3-venv is installed.
+            rm -rf "$VENV"
+            apt_install python3-venv
+            python3 -m venv "$VENV"
+        fi
+    fi
+    echo "install-deps: installing ${PY_PACKAGES[*]} into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+    if ! venv_ok; then
+        echo "install-deps: $VENV/bin/python still cannot import lsst.daf.butler and psycopg2" >&2
+        exit 1
+    fi
+fi

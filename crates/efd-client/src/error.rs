@@ -2,7 +2,7 @@
 //!
 //! No variant ever holds a password or a URL with credentials: the HTTP source authenticates with a
 //! header, never with URL userinfo, and every message taken from a lower layer goes through
-//! [`crate::options::redact`] first.
+//! `transform_core::redact` first.
 
 /// What can go wrong fetching telemetry.
 #[derive(Debug, thiserror::Error)]

@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use futures::future::try_join_all;
 use tokio::sync::Semaphore;
-use transform_core::{AggregateFn, ColumnData, Frame, FrameColumn, MAX_FIELDS_PER_QUERY};
+use transform_core::{AggregateFn, ColumnData, Frame, FrameColumn, MAX_FIELDS_PER_QUERY, redact};
 use url::Url;
 
 use crate::error::EfdError;
 use crate::influxql;
 use crate::json::{Accumulator, ColumnKind};
 use crate::merge::outer_join;
-use crate::options::{EfdLocation, EfdOptions, redact};
+use crate::options::{EfdLocation, EfdOptions};
 use crate::source::{EfdSource, FieldKey, FieldType, Select};
 
 /// The field used to tell apart rows with equal timestamps across chunks, when a select has it.

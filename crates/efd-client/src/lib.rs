@@ -33,6 +33,7 @@ pub use error::EfdError;
 pub use file::FileSource;
 pub use http::HttpSource;
 pub use json::parse_query_response;
-pub use options::{EfdLocation, EfdOptions, Secret};
+pub use options::{EfdLocation, EfdOptions};
 pub use packed::{CRIO_TIMESTAMP, unpack};
 pub use source::{EfdSource, FieldKey, FieldType, Select, TopicQuery, run_query};
+pub use transform_core::Secret;

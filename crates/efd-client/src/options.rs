@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use transform_core::Secret;
 use url::Url;
 
 use crate::error::EfdError;
@@ -23,34 +24,6 @@ pub(crate) const DEFAULT_PORT: &str = "443";
 pub(crate) const DEFAULT_PATH: &str = "/influxdb-enterprise-data/";
 /// The Python service's default EFD user.
 pub(crate) const DEFAULT_USERNAME: &str = "efdreader";
-
-/// A secret string: compared and used, never shown.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// Where telemetry comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,15 +234,6 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Replaces every occurrence of each secret in `text` by `***` (for messages from lower layers).
-pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_owned();
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(s, "***");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,12 +322,5 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"));
         let err = EfdOptions::from_env(Some("not a url hunter2"), &env(&[])).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
-    }
-
-    #[test]
-    fn secrets_never_show() {
-        let s = Secret::new("hunter2");
-        assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
-        assert_eq!(redact("user:hunter2@h", &["hunter2"]), "user:***@h");
     }
 }

@@ -153,6 +153,17 @@ impl Postgres {
         );
     }
 
+    /// Requires passwords (SCRAM) over TCP for every role but `postgres`, which the harness itself
+    /// keeps using without one; reloads the server's configuration.
+    pub fn require_password_auth(&self) {
+        let hba = "local all all trust\n\
+                   host all postgres 127.0.0.1/32 trust\n\
+                   host all all 127.0.0.1/32 scram-sha-256\n";
+        std::fs::write(self.data_dir().join("pg_hba.conf"), hba)
+            .unwrap_or_else(|e| panic!("test-support: cannot write pg_hba.conf: {e}"));
+        self.psql("postgres", "SELECT pg_reload_conf()");
+    }
+
     /// Runs `sql` with `psql -X -q -A -t -v ON_ERROR_STOP=1` in `database` as `postgres` and returns
     /// its stdout: unaligned, tuples only, fields separated by `|`, one row per line.
     ///

@@ -9,6 +9,8 @@
 //! - [`PreparedColumn`] filters a frame for one column (subset, missing values) and evaluates it
 //!   for each [`Item`] (exposure or visit) over its inclusive window, with the [`kernels`].
 //! - [`Semantics`] switches between the corrected behaviour and the Python service's exact numbers.
+//! - [`Instrument`] names each camera as the CLI, the Butler and ConsDB spell it; [`Secret`] holds
+//!   credentials so that they are never printed.
 //! - [`time`] holds the `i64`-nanosecond instants ([`UtcNanos`], [`TaiNanos`]) and the leap-second
 //!   table that converts between them.
 //!
@@ -19,9 +21,11 @@ pub mod config;
 mod error;
 pub mod eval;
 pub mod frame;
+mod instrument;
 pub mod kernels;
 pub mod plan;
 pub mod polyfit;
+mod secret;
 pub mod semantics;
 pub mod time;
 mod yaml_lines;
@@ -33,6 +37,8 @@ pub use config::{
 pub use error::{CoreError, Problem};
 pub use eval::{DataIssue, Item, ItemKind, PreparedColumn, UnpivotedValue};
 pub use frame::{ColumnData, Frame, FrameColumn};
+pub use instrument::Instrument;
 pub use plan::{MAX_FIELDS_PER_QUERY, PlanSummary, QueryGroup, QueryPlan};
+pub use secret::{Secret, redact};
 pub use semantics::Semantics;
 pub use time::{TaiNanos, TimeRange, UtcNanos};
