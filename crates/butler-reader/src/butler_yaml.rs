@@ -113,10 +113,27 @@ mod tests {
         assert_eq!(s.db, "postgresql://rubin@db.example/lsstdb1");
         assert_eq!(s.namespace.as_deref(), Some("embargo_$UNSET"));
         assert_eq!(s.extras, vec![("port".to_owned(), "5433".to_owned())]);
-        let s = parse("registry:\n  db: sqlite:///<butlerRoot>/gen3.sqlite3\n", "b", "/repo/dir", &|_| None).unwrap();
+        let s = parse(
+            "registry:\n  db: sqlite:///<butlerRoot>/gen3.sqlite3\n",
+            "b",
+            "/repo/dir",
+            &|_| None,
+        )
+        .unwrap();
         assert_eq!(s.db, "sqlite:////repo/dir/gen3.sqlite3");
-        let s = parse("root: /elsewhere\nregistry:\n  db: sqlite:///<butlerRoot>/g.sqlite3\n", "b", "/repo", &|_| None).unwrap();
+        let s = parse(
+            "root: /elsewhere\nregistry:\n  db: sqlite:///<butlerRoot>/g.sqlite3\n",
+            "b",
+            "/repo",
+            &|_| None,
+        )
+        .unwrap();
         assert_eq!(s.db, "sqlite:////elsewhere/g.sqlite3");
-        assert!(parse("datastore: {}\n", "b.yaml", "/", &|_| None).unwrap_err().to_string().contains("no `registry` section"));
+        assert!(
+            parse("datastore: {}\n", "b.yaml", "/", &|_| None)
+                .unwrap_err()
+                .to_string()
+                .contains("no `registry` section")
+        );
     }
 }

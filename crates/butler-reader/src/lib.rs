@@ -155,7 +155,8 @@ impl ButlerReader {
         instrument: Instrument,
         range: TimeRange,
     ) -> Result<RecordSet, ButlerError> {
-        self.read(element, instrument, Filter::Overlaps(range)).await
+        self.read(element, instrument, Filter::Overlaps(range))
+            .await
     }
 
     /// Records of `element` for `instrument` with `first <= day_obs <= last`.
@@ -166,7 +167,8 @@ impl ButlerReader {
         first: i32,
         last: i32,
     ) -> Result<RecordSet, ButlerError> {
-        self.read(element, instrument, Filter::DayObs(first, last)).await
+        self.read(element, instrument, Filter::DayObs(first, last))
+            .await
     }
 
     async fn read(
@@ -175,7 +177,10 @@ impl ButlerReader {
         instrument: Instrument,
         filter: Filter,
     ) -> Result<RecordSet, ButlerError> {
-        let rows = self.connection.query(&self.shown, element, instrument, filter).await?;
+        let rows = self
+            .connection
+            .query(&self.shown, element, instrument, filter)
+            .await?;
         let mut set = RecordSet::default();
         for row in rows {
             let Some((begin_tai, end_tai)) = row_timespan(&row) else {

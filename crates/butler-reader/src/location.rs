@@ -31,7 +31,11 @@ impl ConfigUri {
                 .map_or_else(|| ".".to_owned(), |d| d.display().to_string()),
             ConfigUri::S3(u) => {
                 let dir = u.key.rsplit_once('/').map_or("", |(d, _)| d);
-                let profile = u.profile.as_deref().map(|p| format!("{p}@")).unwrap_or_default();
+                let profile = u
+                    .profile
+                    .as_deref()
+                    .map(|p| format!("{p}@"))
+                    .unwrap_or_default();
                 if dir.is_empty() {
                     format!("s3://{profile}{}", u.bucket)
                 } else {
@@ -50,7 +54,10 @@ impl ConfigUri {
     }
 
     /// Reads the file.
-    pub(crate) async fn read(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<u8>, ButlerError> {
+    pub(crate) async fn read(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<u8>, ButlerError> {
         match self {
             ConfigUri::Local(p) => std::fs::read(p).map_err(|e| ButlerError::Config {
                 path: p.display().to_string(),
@@ -62,7 +69,10 @@ impl ConfigUri {
 }
 
 /// Resolves a repository string to its config file.
-pub(crate) async fn resolve(repo: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<ConfigUri, ButlerError> {
+pub(crate) async fn resolve(
+    repo: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ConfigUri, ButlerError> {
     resolve_inner(repo, env, true).await
 }
 
@@ -112,7 +122,10 @@ async fn resolve_inner(
         if allow_label && !repo.contains('/') && !repo.starts_with("file://") {
             return resolve_label(repo, env).await;
         }
-        return Err(location(format!("no such file or directory: {}", path.display())));
+        return Err(location(format!(
+            "no such file or directory: {}",
+            path.display()
+        )));
     }
     Err(location("cannot resolve".to_owned()))
 }
@@ -121,19 +134,25 @@ fn is_config_file(key: &str) -> bool {
     key.ends_with(".yaml") || key.ends_with(".yml") || key.ends_with(".json")
 }
 
-async fn resolve_label(label: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<ConfigUri, ButlerError> {
+async fn resolve_label(
+    label: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ConfigUri, ButlerError> {
     let Some(index) = env("DAF_BUTLER_REPOSITORY_INDEX").filter(|v| !v.trim().is_empty()) else {
         return Err(ButlerError::Location {
             repo: label.to_owned(),
-            message: "not a path, and DAF_BUTLER_REPOSITORY_INDEX is not set to look it up as a label"
-                .to_owned(),
+            message:
+                "not a path, and DAF_BUTLER_REPOSITORY_INDEX is not set to look it up as a label"
+                    .to_owned(),
         });
     };
     let index = index.trim().to_owned();
     let index_uri = if index.starts_with("s3://") {
         ConfigUri::S3(S3Uri::parse(&index)?)
     } else {
-        ConfigUri::Local(PathBuf::from(index.strip_prefix("file://").unwrap_or(&index)))
+        ConfigUri::Local(PathBuf::from(
+            index.strip_prefix("file://").unwrap_or(&index),
+        ))
     };
     let bytes = index_uri.read(env).await?;
     let labels = parse_index(&bytes, &index_uri.shown())?;
@@ -152,7 +171,10 @@ async fn resolve_label(label: &str, env: &dyn Fn(&str) -> Option<String>) -> Res
 }
 
 /// Parses a repository index: a YAML (or JSON, a subset of YAML) mapping of label to URI.
-pub(crate) fn parse_index(bytes: &[u8], shown: &str) -> Result<BTreeMap<String, String>, ButlerError> {
+pub(crate) fn parse_index(
+    bytes: &[u8],
+    shown: &str,
+) -> Result<BTreeMap<String, String>, ButlerError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ButlerError::Config {
         path: shown.to_owned(),
         message: "not UTF-8".to_owned(),
@@ -172,19 +194,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
         std::fs::create_dir(&repo).unwrap();
-        std::fs::write(repo.join("butler.yaml"), "registry: {db: 'sqlite:///<butlerRoot>/gen3.sqlite3'}\n").unwrap();
+        std::fs::write(
+            repo.join("butler.yaml"),
+            "registry: {db: 'sqlite:///<butlerRoot>/gen3.sqlite3'}\n",
+        )
+        .unwrap();
         let none = |_: &str| None;
         let want = ConfigUri::Local(repo.join("butler.yaml"));
         assert_eq!(resolve(repo.to_str().unwrap(), &none).await.unwrap(), want);
-        assert_eq!(resolve(repo.join("butler.yaml").to_str().unwrap(), &none).await.unwrap(), want);
-        assert_eq!(resolve(&format!("file://{}", repo.display()), &none).await.unwrap(), want);
+        assert_eq!(
+            resolve(repo.join("butler.yaml").to_str().unwrap(), &none)
+                .await
+                .unwrap(),
+            want
+        );
+        assert_eq!(
+            resolve(&format!("file://{}", repo.display()), &none)
+                .await
+                .unwrap(),
+            want
+        );
         let index = dir.path().join("repos.yaml");
-        std::fs::write(&index, format!("embargo: {}\nother: s3://bucket/x/butler.yaml\n", repo.display())).unwrap();
+        std::fs::write(
+            &index,
+            format!(
+                "embargo: {}\nother: s3://bucket/x/butler.yaml\n",
+                repo.display()
+            ),
+        )
+        .unwrap();
         let shown = index.to_str().unwrap().to_owned();
         let env = move |k: &str| (k == "DAF_BUTLER_REPOSITORY_INDEX").then(|| shown.clone());
         assert_eq!(resolve("embargo", &env).await.unwrap(), want);
         match resolve("other", &env).await.unwrap() {
-            ConfigUri::S3(u) => assert_eq!((u.bucket.as_str(), u.key.as_str()), ("bucket", "x/butler.yaml")),
+            ConfigUri::S3(u) => assert_eq!(
+                (u.bucket.as_str(), u.key.as_str()),
+                ("bucket", "x/butler.yaml")
+            ),
             other => panic!("{other:?}"),
         }
         let err = resolve("nope", &env).await.unwrap_err().to_string();
@@ -200,7 +246,10 @@ mod tests {
 
     #[test]
     fn butler_root_of_local_and_s3_files() {
-        assert_eq!(ConfigUri::Local("/a/b/butler.yaml".into()).directory(), "/a/b");
+        assert_eq!(
+            ConfigUri::Local("/a/b/butler.yaml".into()).directory(),
+            "/a/b"
+        );
         let s3 = ConfigUri::S3(S3Uri::parse("s3://embargo@bucket/dir/butler.yaml").unwrap());
         assert_eq!(s3.directory(), "s3://embargo@bucket/dir");
     }

@@ -6,10 +6,10 @@
 //! test is daf_butler's (`timespan && '[start,end)'`; SQLite `end > start AND stop > begin`), with
 //! no cap on the number of records.
 
+use db_connect::AsyncSqliteConnection;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
-use db_connect::AsyncSqliteConnection;
 use transform_core::{Instrument, TaiNanos, TimeRange};
 
 use crate::error::ButlerError;

@@ -280,23 +280,22 @@ pub fn resolve_postgres(
             target.database = var("PGDATABASE");
         }
     }
-    if target.password.is_none() {
-        if let (Some(auth), Some(host), Some(database)) =
+    if target.password.is_none()
+        && let (Some(auth), Some(host), Some(database)) =
             (db_auth, target.host.clone(), target.database.clone())
-            && let Some((user, password)) = auth.lookup(
-                "postgresql",
-                target.user.as_deref(),
-                &host,
-                target.port,
-                &database,
-            )?
-        {
-            tracing::debug!(message = "Database password from db-auth.", origin = auth.origin(), target = %target.redacted());
-            if target.user.is_none() {
-                target.user = user;
-            }
-            target.password = Some(password);
+        && let Some((user, password)) = auth.lookup(
+            "postgresql",
+            target.user.as_deref(),
+            &host,
+            target.port,
+            &database,
+        )?
+    {
+        tracing::debug!(message = "Database password from db-auth.", origin = auth.origin(), target = %target.redacted());
+        if target.user.is_none() {
+            target.user = user;
         }
+        target.password = Some(password);
     }
     if target.password.is_none() && libpq_env {
         target.password = var("PGPASSWORD").map(Secret::new);

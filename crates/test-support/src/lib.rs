@@ -1,4 +1,5 @@
-//! Test harness: starts real servers (InfluxDB 1.x, PostgreSQL) on loopback for integration tests.
+//! Test harness: starts real servers (InfluxDB 1.x, PostgreSQL, S3) on loopback for integration
+//! tests.
 //!
 //! Everything here is blocking (std only) and fails loudly: a missing binary, a server that does
 //! not come up or a request that fails panics with a message saying what went wrong and how to fix
@@ -6,6 +7,9 @@
 //! its own free loopback ports, so tests running in parallel (even in separate processes, as
 //! `cargo nextest` runs them) do not collide. Dropping a server handle kills the server and
 //! removes its directory.
+//!
+//! [`butler`] makes Butler registries with the real `lsst-daf-butler` (in `<repo>/.venv`) and
+//! returns what daf_butler itself answers for them.
 //!
 //! ```no_run
 //! let influx = test_support::Influxd::start();
@@ -18,14 +22,17 @@
 //! assert_eq!(pg.psql("consdb", "SELECT 40 + 2").trim(), "42");
 //! ```
 
+pub mod butler;
 mod http;
 mod influxd;
 mod postgres;
 mod process;
+mod s3;
 
 pub use http::{HttpResponse, http_request};
 pub use influxd::{Influxd, SERVER_GOMAXPROCS};
 pub use postgres::Postgres;
+pub use s3::S3Server;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
