@@ -4,7 +4,6 @@
 //! and never reach errors or logs.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use butler_reader::{ButlerReader, Element, RecordSet};
 use test_support::Postgres;
@@ -142,28 +141,6 @@ async fn postgres_registry_in_a_namespace_matches_daf_butler() {
     compare_with_daf_butler(&mut reader, &expected).await;
 }
 
-/// Captures everything logged while the guard lives.
-fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    #[derive(Clone)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let writer = Buf(Arc::clone(&buf));
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    (buf, tracing::subscriber::set_default(subscriber))
-}
-
 #[tokio::test]
 async fn passwords_from_db_auth_or_pgpassword_and_never_shown() {
     const PASSWORD: &str = "Butl3r-Reader-Pw!";
@@ -190,7 +167,7 @@ async fn passwords_from_db_auth_or_pgpassword_and_never_shown() {
     )
     .unwrap();
     let repo = repo.to_str().unwrap().to_owned();
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = test_support::capture_logs();
 
     // No password anywhere: a clear, permanent failure.
     let err = ButlerReader::open(&repo, &no_env).await.unwrap_err();
@@ -229,7 +206,7 @@ async fn passwords_from_db_auth_or_pgpassword_and_never_shown() {
         !shown.contains("Wrong-Pw-123") && !shown.contains(PASSWORD),
         "{shown}"
     );
-    let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(
         !logged.contains(PASSWORD) && !logged.contains("Wrong-Pw-123"),
         "{logged}"

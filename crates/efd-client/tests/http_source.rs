@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::*;
 use efd_client::{EfdClient, EfdError, EfdSource, FieldType, Select, TopicQuery, run_query};
 use test_support::Influxd;
@@ -382,28 +380,6 @@ async fn identifiers_are_escaped_so_names_cannot_inject() {
     assert!(frame.is_empty(), "{frame:?}");
 }
 
-/// Captures everything logged at any level while the guard lives.
-fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    #[derive(Clone)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let writer = Buf(Arc::clone(&buf));
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    (buf, tracing::subscriber::set_default(subscriber))
-}
-
 #[tokio::test]
 async fn basic_auth_right_and_wrong_and_the_password_never_shows() {
     const PASSWORD: &str = "hunter2-Sup3rSecret";
@@ -411,7 +387,7 @@ async fn basic_auth_right_and_wrong_and_the_password_never_shows() {
     influx.create_database("efd");
     influx.write("efd", &seed());
     influx.create_user("efdreader", PASSWORD, Some("efd"));
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = test_support::capture_logs();
     let url = influx.url();
     let with = |password: Option<&str>| {
         let mut o = options(&url);
@@ -453,7 +429,7 @@ async fn basic_auth_right_and_wrong_and_the_password_never_shows() {
         .unwrap_err();
     let shown = format!("{unreachable:?} {} {err} {err:?}", unreachable.describe());
     assert!(!shown.contains(PASSWORD), "{shown}");
-    let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(
         logged.contains("retrying"),
         "the unreachable server was retried and logged"

@@ -25,12 +25,14 @@
 pub mod butler;
 mod http;
 mod influxd;
+mod logs;
 mod postgres;
 mod process;
 mod s3;
 
 pub use http::{HttpResponse, http_request};
 pub use influxd::{Influxd, SERVER_GOMAXPROCS};
+pub use logs::{CapturedLogs, capture_logs};
 pub use postgres::Postgres;
 pub use s3::S3Server;
 
