@@ -97,7 +97,9 @@ fn connect_error(shown: &str, e: &tokio_postgres::Error, secrets: &[&str]) -> Db
     let permanent = e.code().is_some_and(|c| {
         let code = c.code();
         code.starts_with("28") || code == "3D000" || code.starts_with("42")
-    }) || message.starts_with("invalid configuration");
+    }) || message.starts_with("invalid configuration")
+        // A certificate that fails verification will fail again.
+        || message.contains("invalid peer certificate");
     DbError::Connect {
         target: shown.to_owned(),
         message: redact(&message, secrets),

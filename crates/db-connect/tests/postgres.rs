@@ -89,3 +89,41 @@ async fn a_stopped_server_is_transient() {
     let err = must_fail(connect_postgres(&t, false).await);
     assert!(err.is_transient(), "{err:?}");
 }
+
+#[derive(QueryableByName)]
+struct Encrypted {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ssl: bool,
+}
+
+#[tokio::test]
+async fn tls_by_sslmode() {
+    let pg = Postgres::start();
+    pg.enable_tls();
+    let with = |mode: &str| {
+        let url = format!(
+            "postgresql://postgres@localhost:{}/postgres?sslmode={mode}",
+            pg.port()
+        );
+        match DbUrl::parse(&url).unwrap() {
+            DbUrl::Postgres(t) => t,
+            other => panic!("{other:?}"),
+        }
+    };
+    for (mode, encrypted) in [("require", true), ("prefer", true), ("disable", false)] {
+        let mut conn = connect_postgres(&with(mode), false).await.unwrap();
+        let row: Encrypted =
+            diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .get_result(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(row.ssl, encrypted, "sslmode={mode}");
+    }
+    // A self-signed certificate fails verification: permanent, and said so.
+    let err = must_fail(connect_postgres(&with("verify-full"), false).await);
+    assert!(!err.is_transient(), "{err:?}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}

@@ -153,6 +153,45 @@ impl Postgres {
         );
     }
 
+    /// Turns TLS on with a fresh self-signed certificate for `localhost` (so clients that encrypt
+    /// without verifying connect, and clients that verify the certificate fail). Needs `openssl`.
+    pub fn enable_tls(&self) {
+        let data = self.data_dir();
+        let openssl = crate::require_tool("openssl", "apt-get install -y openssl");
+        let output = Command::new(openssl)
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.crt",
+            ])
+            .current_dir(&data)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("test-support: cannot run openssl: {e}"));
+        assert!(
+            output.status.success(),
+            "test-support: openssl failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for file in ["server.key", "server.crt"] {
+            let path = data.join(file);
+            if let Some((uid, gid)) = self.run_as {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                    .unwrap_or_else(|e| panic!("test-support: cannot chown {file}: {e}"));
+            }
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap_or_else(|e| panic!("test-support: cannot chmod {file}: {e}"));
+        }
+        self.psql("postgres", "ALTER SYSTEM SET ssl = on");
+        self.psql("postgres", "SELECT pg_reload_conf()");
+    }
+
     /// Requires passwords (SCRAM) over TCP for every role but `postgres`, which the harness itself
     /// keeps using without one; reloads the server's configuration.
     pub fn require_password_auth(&self) {
