@@ -89,12 +89,8 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn select_list(element: Element, range_column: bool) -> String {
-    let timespan = if range_column {
-        "lower(e.timespan) AS begin_ns, upper(e.timespan) AS end_ns"
-    } else {
-        "e.timespan_begin AS begin_ns, e.timespan_end AS end_ns"
-    };
+fn select_list(element: Element, ts_begin: &str, ts_end: &str) -> String {
+    let timespan = format!("{ts_begin} AS begin_ns, {ts_end} AS end_ns");
     let observation_type = match element {
         Element::Exposure => "e.observation_type",
         Element::Visit => "CAST(NULL AS TEXT)",
@@ -111,6 +107,45 @@ fn tai_bounds(range: TimeRange) -> (i64, i64) {
 }
 
 impl Connection {
+    /// The query text for this backend. Binds, in order: instrument name, then the two bounds
+    /// (TAI ns for overlaps, day_obs for ranges).
+    fn sql(&self, element: Element, filter: Filter) -> String {
+        let table = element.as_str();
+        let (from, ts_begin, ts_end, p) = match self {
+            Connection::Postgres { namespace, .. } => (
+                match namespace {
+                    Some(ns) => format!("{}.{table}", quote_ident(ns)),
+                    None => table.to_owned(),
+                },
+                "lower(e.timespan)",
+                "upper(e.timespan)",
+                ["$1", "$2", "$3"],
+            ),
+            Connection::Sqlite(_) => (
+                table.to_owned(),
+                "e.timespan_begin",
+                "e.timespan_end",
+                ["?", "?", "?"],
+            ),
+        };
+        let select = select_list(element, ts_begin, ts_end);
+        let [instrument, a, b] = p;
+        match (filter, self) {
+            (Filter::Overlaps(_), Connection::Postgres { .. }) => format!(
+                "SELECT {select} FROM {from} e WHERE e.instrument = {instrument} \
+                 AND e.timespan && int8range({a}, {b}, '[)') ORDER BY coalesce({ts_begin}, 0), e.id"
+            ),
+            (Filter::Overlaps(_), Connection::Sqlite(_)) => format!(
+                "SELECT {select} FROM {from} e WHERE e.instrument = {instrument} \
+                 AND e.timespan_end > {a} AND {b} > e.timespan_begin ORDER BY coalesce({ts_begin}, 0), e.id"
+            ),
+            (Filter::DayObs(..), _) => format!(
+                "SELECT {select} FROM {from} e WHERE e.instrument = {instrument} \
+                 AND e.day_obs BETWEEN {a} AND {b} ORDER BY e.day_obs, e.seq_num, e.id"
+            ),
+        }
+    }
+
     pub(crate) async fn query(
         &mut self,
         shown: &str,
@@ -118,74 +153,17 @@ impl Connection {
         instrument: Instrument,
         filter: Filter,
     ) -> Result<Vec<Row>, ButlerError> {
-        let table = element.as_str();
+        let (a, b) = match filter {
+            Filter::Overlaps(range) => tai_bounds(range),
+            Filter::DayObs(first, last) => (i64::from(first), i64::from(last)),
+        };
+        let query = diesel::sql_query(self.sql(element, filter))
+            .bind::<Text, _>(instrument.butler_name())
+            .bind::<BigInt, _>(a)
+            .bind::<BigInt, _>(b);
         let result = match self {
-            Connection::Postgres { conn, namespace } => {
-                let qualified = match namespace {
-                    Some(ns) => format!("{}.{table}", quote_ident(ns)),
-                    None => table.to_owned(),
-                };
-                let select = select_list(element, true);
-                match filter {
-                    Filter::Overlaps(range) => {
-                        let (start, end) = tai_bounds(range);
-                        let sql = format!(
-                            "SELECT {select} FROM {qualified} e WHERE e.instrument = $1 \
-                             AND e.timespan && int8range($2, $3, '[)') \
-                             ORDER BY coalesce(lower(e.timespan), 0), e.id"
-                        );
-                        diesel::sql_query(sql)
-                            .bind::<Text, _>(instrument.butler_name())
-                            .bind::<BigInt, _>(start)
-                            .bind::<BigInt, _>(end)
-                            .load::<Row>(conn.as_mut())
-                            .await
-                    }
-                    Filter::DayObs(first, last) => {
-                        let sql = format!(
-                            "SELECT {select} FROM {qualified} e WHERE e.instrument = $1 \
-                             AND e.day_obs BETWEEN $2 AND $3 ORDER BY e.day_obs, e.seq_num, e.id"
-                        );
-                        diesel::sql_query(sql)
-                            .bind::<Text, _>(instrument.butler_name())
-                            .bind::<BigInt, _>(i64::from(first))
-                            .bind::<BigInt, _>(i64::from(last))
-                            .load::<Row>(conn.as_mut())
-                            .await
-                    }
-                }
-            }
-            Connection::Sqlite(conn) => {
-                let select = select_list(element, false);
-                match filter {
-                    Filter::Overlaps(range) => {
-                        let (start, end) = tai_bounds(range);
-                        let sql = format!(
-                            "SELECT {select} FROM {table} e WHERE e.instrument = ? \
-                             AND e.timespan_end > ? AND ? > e.timespan_begin \
-                             ORDER BY coalesce(e.timespan_begin, 0), e.id"
-                        );
-                        diesel::sql_query(sql)
-                            .bind::<Text, _>(instrument.butler_name())
-                            .bind::<BigInt, _>(start)
-                            .bind::<BigInt, _>(end)
-                            .load::<Row>(conn.as_mut())
-                            .await
-                    }
-                    Filter::DayObs(first, last) => {
-                        let sql = format!(
-                            "SELECT {select} FROM {table} e WHERE e.instrument = ? \
-                             AND e.day_obs BETWEEN ? AND ? ORDER BY e.day_obs, e.seq_num, e.id"
-                        );
-                        diesel::sql_query(sql)
-                            .bind::<Text, _>(instrument.butler_name())
-                            .bind::<BigInt, _>(i64::from(first))
-                            .bind::<BigInt, _>(i64::from(last))
-                            .load::<Row>(conn.as_mut())
-                            .await
-                    }
-                }
-            }
+            Connection::Postgres { conn, .. } => query.load::<Row>(conn.as_mut()).await,
+            Connection::Sqlite(conn) => query.load::<Row>(conn.as_mut()).await,
         };
         result.map_err(|e| ButlerError::Query {
             registry: shown.to_owned(),
