@@ -32,7 +32,7 @@ mod s3;
 
 pub use http::{HttpResponse, http_request};
 pub use influxd::{Influxd, SERVER_GOMAXPROCS};
-pub use logs::{CapturedLogs, capture_logs};
+pub use logs::{CapturedLogs, LogGuard, capture_logs};
 pub use postgres::Postgres;
 pub use s3::S3Server;
 

@@ -33,13 +33,34 @@ impl std::io::Write for CapturedLogs {
     }
 }
 
+/// Keeps a log capture alive; dropping it stops the capture.
+#[derive(Debug)]
+pub struct LogGuard {
+    _default: tracing::subscriber::DefaultGuard,
+    _idle: tracing::Dispatch,
+}
+
 /// Captures every event at every level on this thread while the returned guard lives.
-pub fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
+///
+/// The guard also holds a second, idle dispatcher. With a single registered dispatcher,
+/// tracing-core computes a new callsite's interest from the registering thread's default only, so
+/// a callsite first reached by a concurrent test (no subscriber) would be cached as "never" and
+/// this thread would miss its events; with two, every live dispatcher is asked.
+pub fn capture_logs() -> (CapturedLogs, LogGuard) {
     let logs = CapturedLogs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
+    let idle = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let default = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    (
+        logs,
+        LogGuard {
+            _default: default,
+            _idle: idle,
+        },
+    )
 }
