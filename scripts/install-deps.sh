@@ -9,7 +9,7 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.venv"
 # daf_butler is pinned: the fixtures record what this version returns (dimension universe v8).
-PY_PACKAGES=(lsst-daf-butler==30.2026.4300 "psycopg2-binary>=2.9,<3")
+PY_PACKAGES=(lsst-daf-butler==30.2026.4300 lsst-felis==30.2026.4300 "psycopg2-binary>=2.9,<3")
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -41,7 +41,7 @@ fi
 
 # --- Python venv with the real daf_butler ----------------------------------------------------------
 venv_ok() {
-    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import lsst.daf.butler, psycopg2" >/dev/null 2>&1
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import lsst.daf.butler, psycopg2, felis" >/dev/null 2>&1
 }
 
 if ! venv_ok; then
