@@ -1,8 +1,8 @@
 //! The fixture every test runs on, once per backend: a fresh PostgreSQL server or a temp dir of
 //! SQLite files, a manual clock, and raw SQL access that bypasses the store.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use db_connect::DbUrl;
