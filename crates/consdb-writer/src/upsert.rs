@@ -151,27 +151,7 @@ fn convert(
 /// `YYYY-MM-DD HH:MM:SS.ffffff` (UTC, microseconds, rounded down), as both backends read a
 /// `TIMESTAMP`.
 pub(crate) fn sql_timestamp(t: UtcNanos) -> String {
-    const NANOS_PER_DAY: i64 = 86_400_000_000_000;
-    let days = t.0.div_euclid(NANOS_PER_DAY);
-    let nanos = t.0.rem_euclid(NANOS_PER_DAY);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let secs = nanos / 1_000_000_000;
-    let micros = (nanos % 1_000_000_000) / 1_000;
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{micros:06}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    transform_core::time::format_timestamp_micros(t)
 }
 
 fn table_of(schema: &EfdSchema, table: Table, unpivoted: bool) -> Result<&TableSpec, WriterError> {

@@ -18,12 +18,10 @@ use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::{Text, Timestamp};
 use diesel::sqlite::Sqlite;
 use transform_core::UtcNanos;
-use transform_core::time::round_to_micros;
+use transform_core::time::{self, round_to_micros};
 
 /// Microseconds from 1970-01-01 to 2000-01-01, PostgreSQL's timestamp epoch.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-const MICROS_PER_SECOND: i64 = 1_000_000;
-const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
 /// A naive UTC timestamp in whole microseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,105 +46,14 @@ impl DbTime {
 
     /// SQLAlchemy's SQLite text: `YYYY-MM-DD HH:MM:SS.ffffff`.
     pub(crate) fn to_sqlite_text(self) -> String {
-        let (date, micros) = (
-            self.0.div_euclid(MICROS_PER_DAY),
-            self.0.rem_euclid(MICROS_PER_DAY),
-        );
-        let (y, m, d) = civil_from_days(date);
-        let secs = micros / MICROS_PER_SECOND;
-        format!(
-            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60,
-            micros % MICROS_PER_SECOND
-        )
+        time::format_timestamp_micros(self.nanos())
     }
 
     /// Parses `YYYY-MM-DD[( |T)HH:MM[:SS[.f{1,9}]]][Z|+00:00]`; fractions beyond microseconds are
     /// truncated. Any other zone offset is refused, since the column is naive UTC.
     pub(crate) fn parse(text: &str) -> Option<DbTime> {
-        let text = text.trim();
-        let text = text
-            .strip_suffix('Z')
-            .or_else(|| text.strip_suffix("+00:00"))
-            .unwrap_or(text);
-        let (date, time) = match text.find([' ', 'T']) {
-            Some(i) => (&text[..i], Some(&text[i + 1..])),
-            None => (text, None),
-        };
-        let mut parts = date.split('-');
-        let y = digits(parts.next()?, 4)?;
-        let m = digits(parts.next()?, 2)?;
-        let d = digits(parts.next()?, 2)?;
-        if parts.next().is_some() || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
-            return None;
-        }
-        let mut micros = 0;
-        if let Some(time) = time {
-            let (hms, frac) = match time.split_once('.') {
-                Some((hms, frac)) => (hms, Some(frac)),
-                None => (time, None),
-            };
-            let mut fields = hms.split(':');
-            let h = digits(fields.next()?, 2)?;
-            let min = digits(fields.next()?, 2)?;
-            let s = fields.next().map_or(Some(0), |s| digits(s, 2))?;
-            if fields.next().is_some() || h > 23 || min > 59 || s > 60 {
-                return None;
-            }
-            micros = ((h * 60 + min) * 60 + s) * MICROS_PER_SECOND;
-            if let Some(frac) = frac {
-                if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                let six: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
-                micros += six.parse::<i64>().ok()?;
-            }
-        }
-        Some(DbTime(days_from_civil(y, m, d) * MICROS_PER_DAY + micros))
+        time::parse_timestamp(text).map(DbTime::floor)
     }
-}
-
-/// Exactly `len` ASCII digits.
-fn digits(s: &str, len: usize) -> Option<i64> {
-    (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The proleptic Gregorian date of a day number since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// An instant as ISO 8601 UTC with microseconds, `2024-01-01T00:00:00.000000Z`, for messages.
@@ -206,16 +113,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn civil_dates_round_trip() {
-        for days in [-719_468, -1, 0, 1, 10_957, 19_723, 20_000, 2_932_896] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
-        }
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    fn postgres_epoch_is_2000_01_01() {
         assert_eq!(
-            days_from_civil(2000, 1, 1) * MICROS_PER_DAY,
-            PG_EPOCH_MICROS
+            DbTime::parse("2000-01-01").map(|t| t.0),
+            Some(PG_EPOCH_MICROS)
         );
     }
 

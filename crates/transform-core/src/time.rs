@@ -181,6 +181,114 @@ pub fn hours_to_nanos(hours: f64) -> i64 {
     nanos
 }
 
+/// Formats an instant as a naive UTC timestamp, `YYYY-MM-DD HH:MM:SS.ffffff` (truncated to the
+/// microsecond), the text both PostgreSQL and SQLite (SQLAlchemy's layout) read as `TIMESTAMP`.
+pub fn format_timestamp_micros(t: UtcNanos) -> String {
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    let micros = t.0.div_euclid(1_000);
+    let (day, in_day) = (
+        micros.div_euclid(MICROS_PER_DAY),
+        micros.rem_euclid(MICROS_PER_DAY),
+    );
+    let (y, m, d) = civil_from_days(day);
+    let secs = in_day / 1_000_000;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        in_day % 1_000_000
+    )
+}
+
+/// Parses `YYYY-MM-DD[( |T)HH:MM[:SS[.f{1,9}]]][Z|+00:00]` as UTC; a fraction beyond
+/// microseconds is truncated. `None` for anything else, including other zone offsets.
+pub fn parse_timestamp(text: &str) -> Option<UtcNanos> {
+    let text = text.trim();
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))
+        .unwrap_or(text);
+    let (date, time) = match text.find([' ', 'T']) {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    };
+    let mut parts = date.split('-');
+    let y = digits(parts.next()?, 4)?;
+    let m = digits(parts.next()?, 2)?;
+    let d = digits(parts.next()?, 2)?;
+    if parts.next().is_some() || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+        return None;
+    }
+    let mut micros = 0;
+    if let Some(time) = time {
+        let (hms, frac) = match time.split_once('.') {
+            Some((hms, frac)) => (hms, Some(frac)),
+            None => (time, None),
+        };
+        let mut fields = hms.split(':');
+        let h = digits(fields.next()?, 2)?;
+        let min = digits(fields.next()?, 2)?;
+        let s = fields.next().map_or(Some(0), |s| digits(s, 2))?;
+        if fields.next().is_some() || h > 23 || min > 59 || s > 60 {
+            return None;
+        }
+        micros = ((h * 60 + min) * 60 + s) * 1_000_000;
+        if let Some(frac) = frac {
+            if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let six: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
+            micros += six.parse::<i64>().ok()?;
+        }
+    }
+    let total = days_from_civil(y, m, d)
+        .checked_mul(86_400_000_000)?
+        .checked_add(micros)?;
+    Some(UtcNanos(total.checked_mul(1_000)?))
+}
+
+/// Exactly `len` ASCII digits.
+fn digits(s: &str, len: usize) -> Option<i64> {
+    (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The proleptic Gregorian date of a day number since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +331,43 @@ mod tests {
         assert_eq!(during.to_utc(), UtcNanos(1_483_228_800 * S - S / 2));
         let after = TaiNanos((1_483_228_800 + 37) * S);
         assert_eq!(after.to_utc(), UtcNanos(1_483_228_800 * S));
+    }
+
+    #[test]
+    fn civil_dates_round_trip() {
+        for days in [-719_468, -1, 0, 1, 10_957, 19_723, 20_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn timestamps_format_and_parse() {
+        let t = UtcNanos(1_704_067_200_123_456_789);
+        assert_eq!(format_timestamp_micros(t), "2024-01-01 00:00:00.123456");
+        assert_eq!(
+            parse_timestamp("2024-01-01T00:00:00.123456789Z"),
+            Some(UtcNanos(t.0 - 789))
+        );
+        assert_eq!(
+            parse_timestamp("2024-02-29 23:59"),
+            Some(UtcNanos(1_709_251_140 * S))
+        );
+        assert_eq!(
+            format_timestamp_micros(UtcNanos(-1)),
+            "1969-12-31 23:59:59.999999"
+        );
+        for bad in [
+            "2023-02-29",
+            "2024-01-01T00:00:00+01:00",
+            "2024-1-01",
+            "x",
+            "2024-01-01T24:00",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
     }
 
     #[test]
