@@ -1,4 +1,153 @@
 //! The one pipeline the three binaries share.
 //!
-//! It wires a config, an EFD source, a Butler reader, a ConsDB writer and a scheduler store into a task
-//! loop with bounded concurrency and graceful shutdown. Not built yet: see the pipeline issue.
+//! The principal types and how they connect:
+//!
+//! - [`Transformer`] (`transform.rs`) turns one task's items and the EFD's answers into ConsDB rows,
+//!   with the query plan made once per config.
+//! - [`Pipeline`] wires a config, an EFD source (`efd-client`), a Butler registry (`butler-reader`)
+//!   and ConsDB (`consdb-writer`): [`Pipeline::process_interval`] reads the exposures and visits
+//!   overlapping a padded interval, transforms them and upserts the rows, returning the counts the
+//!   task table records.
+//!
+//! The task loop over the scheduler store (claims, workers, graceful shutdown) and the modes of the
+//! binaries build on these; they are being written in the pipeline issue.
+
+mod error;
+mod transform;
+
+use std::sync::Arc;
+
+use butler_reader::{ButlerReader, DimensionRecord, Element};
+use consdb_writer::ConsDb;
+use efd_client::EfdClient;
+use tokio::sync::Mutex;
+use transform_core::{Config, Instrument, Item, Semantics, TimeRange, UtcNanos};
+
+pub use error::PipelineError;
+pub use transform::{TaskRows, Transformer};
+
+/// What one interval produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntervalCounts {
+    /// `exposure_efd` rows upserted.
+    pub exposures: usize,
+    /// `visit1_efd` rows upserted.
+    pub visits: usize,
+    /// Unpivoted rows upserted (both tables).
+    pub unpivoted: usize,
+    /// Butler records skipped (no timespan or seq_num).
+    pub skipped_records: usize,
+    /// Query groups without data (their columns left untouched).
+    pub empty_groups: usize,
+    /// Replica writes that failed.
+    pub replica_failures: usize,
+}
+
+/// The pipeline's components for one instrument.
+#[derive(Debug)]
+pub struct Pipeline {
+    instrument: Instrument,
+    transformer: Transformer,
+    efd: EfdClient,
+    butler: Mutex<ButlerReader>,
+    consdb: Mutex<ConsDb>,
+}
+
+impl Pipeline {
+    /// Assembles a pipeline from its opened parts.
+    pub fn new(
+        instrument: Instrument,
+        config: Arc<Config>,
+        semantics: Semantics,
+        efd: EfdClient,
+        butler: ButlerReader,
+        consdb: ConsDb,
+    ) -> Pipeline {
+        Pipeline {
+            instrument,
+            transformer: Transformer::new(config, semantics),
+            efd,
+            butler: Mutex::new(butler),
+            consdb: Mutex::new(consdb),
+        }
+    }
+
+    /// The transformer (and through it the query plan).
+    pub fn transformer(&self) -> &Transformer {
+        &self.transformer
+    }
+
+    /// Processes `[start − window, end + window]`: items from the Butler, telemetry from the EFD,
+    /// rows into ConsDB.
+    pub async fn process_interval(
+        &self,
+        start: UtcNanos,
+        end: UtcNanos,
+        window_nanos: i64,
+        created_at: UtcNanos,
+    ) -> Result<IntervalCounts, PipelineError> {
+        let padded = TimeRange::new(start.offset(-window_nanos), end.offset(window_nanos))
+            .ok_or_else(|| {
+                PipelineError::Usage("the task interval ends before it starts".into())
+            })?;
+        let (exposures, visits) = {
+            let mut butler = self.butler.lock().await;
+            let e = butler
+                .overlapping(Element::Exposure, self.instrument, padded)
+                .await?;
+            let v = butler
+                .overlapping(Element::Visit, self.instrument, padded)
+                .await?;
+            (e, v)
+        };
+        let mut counts = IntervalCounts {
+            skipped_records: exposures.skipped() + visits.skipped(),
+            ..IntervalCounts::default()
+        };
+        let exposures: Vec<Item> = exposures.records.iter().map(item).collect();
+        let visits: Vec<Item> = visits.records.iter().map(item).collect();
+        if exposures.is_empty() && visits.is_empty() {
+            tracing::debug!(message = "No exposures or visits in the interval.");
+            return Ok(counts);
+        }
+        let rows = self
+            .transformer
+            .transform(&self.efd, padded, &exposures, &visits)
+            .await?;
+        counts.empty_groups = rows.empty_groups;
+        for (column, issue) in &rows.data_issues {
+            tracing::warn!(message = "Column data cannot be aggregated.", column = %column, issue = %issue);
+        }
+        let mut consdb = self.consdb.lock().await;
+        for batch in [&rows.exposures, &rows.visits] {
+            if batch.rows.is_empty() {
+                continue;
+            }
+            let outcome = consdb.upsert_wide(batch, created_at).await?;
+            counts.replica_failures += outcome.replica_failure_count();
+            if batch.table == transform_core::Table::ExposureEfd {
+                counts.exposures = outcome.rows;
+            } else {
+                counts.visits = outcome.rows;
+            }
+        }
+        for batch in [&rows.exposures_unpivoted, &rows.visits_unpivoted] {
+            if batch.rows.is_empty() {
+                continue;
+            }
+            let outcome = consdb.upsert_unpivoted(batch, created_at).await?;
+            counts.replica_failures += outcome.replica_failure_count();
+            counts.unpivoted += outcome.rows;
+        }
+        Ok(counts)
+    }
+}
+
+fn item(r: &DimensionRecord) -> Item {
+    Item {
+        id: r.id,
+        day_obs: r.day_obs,
+        seq_num: r.seq_num,
+        timespan: r.timespan,
+    }
+}

@@ -1,0 +1,199 @@
+//! One interval end to end with embedded components: a Butler registry made by the real
+//! lsst-daf-butler (SQLite), a line-protocol EFD file, and an SQLite ConsDB. The values stored for
+//! each exposure are checked against values computed independently here from the generated signal.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use butler_reader::{ButlerReader, Element};
+use consdb_writer::{ConsDb, EfdSchema, MigrateMode, Value};
+use db_connect::DbUrl;
+use efd_client::{EfdClient, EfdLocation, EfdOptions};
+use pipeline::Pipeline;
+use test_support::butler::{ExpectedRegistry, make_registry};
+use transform_core::{Config, Instrument, Semantics, Table, TimeRange, UtcNanos};
+
+const CONFIG: &str = r#"
+version: "test"
+columns:
+- name: temp_mean
+  tables: [exposure_efd, visit1_efd]
+  function: mean
+  datatype: float
+  description: Mean of sensor 301.
+  subset_field: salIndex
+  subset_value: 301
+  topics:
+  - name: lsst.sal.ESS.temperature
+    fields: [{name: temperatureItem0}, {name: salIndex}]
+- name: temp_max
+  tables: [exposure_efd]
+  function: max
+  datatype: float
+  description: Max over both sensors.
+  topics:
+  - name: lsst.sal.ESS.temperature
+    fields: [{name: temperatureItem0}]
+- name: forces_mean
+  tables: [exposure_efd_unpivoted, visit1_efd_unpivoted]
+  store_unpivoted: true
+  function: mean
+  datatype: float
+  description: Mean forces.
+  topics:
+  - name: lsst.sal.MTM1M3.appliedForces
+    fields: [{name: zForces0}, {name: zForces1}]
+- name: silent_mean
+  tables: [exposure_efd]
+  function: mean
+  datatype: float
+  description: A topic with no data.
+  topics:
+  - name: lsst.sal.Nothing.here
+    fields: [{name: value}]
+"#;
+
+const S: i64 = 1_000_000_000;
+/// 2025-10-02T02:50:00Z: the EFD file covers 40 minutes from here at 1 Hz.
+const T0: i64 = 1_759_373_400 * S;
+
+/// Temperature at second `k`: sensor 301 on even seconds reads `k`, sensor 302 on odd ones `k + 1000`.
+fn temperature(k: i64) -> (i64, f64) {
+    if k % 2 == 0 {
+        (301, k as f64)
+    } else {
+        (302, k as f64 + 1000.0)
+    }
+}
+
+fn efd_file() -> String {
+    let mut s = String::new();
+    for k in 0..2400i64 {
+        let t = T0 + k * S;
+        let (sal, v) = temperature(k);
+        let _ = writeln!(
+            s,
+            "lsst.sal.ESS.temperature temperatureItem0={v},salIndex={sal}i {t}"
+        );
+        let _ = writeln!(
+            s,
+            "lsst.sal.MTM1M3.appliedForces zForces0={},zForces1={} {t}",
+            k as f64,
+            2.0 * k as f64
+        );
+    }
+    s
+}
+
+/// The samples (second indexes) inside `[begin, end]`.
+fn seconds_in(begin: i64, end: i64) -> impl Iterator<Item = i64> {
+    (0..2400i64).filter(move |k| (begin..=end).contains(&(T0 + k * S)))
+}
+
+fn float(v: Option<&Value>) -> Option<f64> {
+    match v {
+        Some(Value::Float(f)) => Some(*f),
+        Some(Value::Int(i)) => Some(*i as f64),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn an_interval_lands_in_consdb_with_independently_checked_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = ExpectedRegistry::from_json(&make_registry(&dir.path().join("repo"), None));
+    let efd_path = dir.path().join("efd.lp");
+    std::fs::write(&efd_path, efd_file()).unwrap();
+    let config = Arc::new(Config::parse(CONFIG, "test.yaml").unwrap());
+    let schema = EfdSchema::new(&config, Instrument::Latiss).unwrap();
+    let consdb_url = DbUrl::parse(&format!(
+        "sqlite:///{}",
+        dir.path().join("consdb.db").display()
+    ))
+    .unwrap();
+    let mut consdb = ConsDb::connect(schema, std::slice::from_ref(&consdb_url), None)
+        .await
+        .unwrap();
+    consdb.migrate(MigrateMode::Apply).await.unwrap();
+    let efd = EfdClient::open(EfdOptions::new(EfdLocation::File(efd_path)))
+        .await
+        .unwrap();
+    let butler = ButlerReader::open(registry.repo.to_str().unwrap(), &|_| None)
+        .await
+        .unwrap();
+    let pipeline = Pipeline::new(
+        Instrument::Latiss,
+        Arc::clone(&config),
+        Semantics::Default,
+        efd,
+        butler,
+        consdb,
+    );
+
+    // 03:00–03:05 with a one-minute window.
+    let start = UtcNanos(1_759_374_000 * S);
+    let end = UtcNanos(1_759_374_300 * S);
+    let counts = pipeline
+        .process_interval(start, end, 60 * S, UtcNanos(1_800_000_000 * S))
+        .await
+        .unwrap();
+    assert!(counts.exposures > 0 && counts.visits > 0, "{counts:?}");
+    assert_eq!(counts.empty_groups, 1, "the silent topic");
+
+    // The items the Butler says overlap, read independently.
+    let mut butler = ButlerReader::open(registry.repo.to_str().unwrap(), &|_| None)
+        .await
+        .unwrap();
+    let padded = TimeRange::new(start.offset(-60 * S), end.offset(60 * S)).unwrap();
+    let exposures = butler
+        .overlapping(Element::Exposure, Instrument::Latiss, padded)
+        .await
+        .unwrap();
+    assert_eq!(counts.exposures, exposures.records.len());
+    let ids: Vec<i64> = exposures.records.iter().map(|r| r.id).collect();
+
+    let mut consdb = ConsDb::connect(
+        EfdSchema::new(&config, Instrument::Latiss).unwrap(),
+        &[consdb_url],
+        None,
+    )
+    .await
+    .unwrap();
+    let rows = consdb.select_rows(Table::ExposureEfd, &ids).await.unwrap();
+    assert_eq!(rows.len(), ids.len());
+    for r in &exposures.records {
+        let row = rows
+            .iter()
+            .find(|row| matches!(row.get("exposure_id"), Some(Value::Int(id)) if *id == r.id))
+            .expect("a row per exposure");
+        let (b, e) = (r.timespan.start().0, r.timespan.end().0);
+        let even: Vec<f64> = seconds_in(b, e)
+            .filter(|k| k % 2 == 0)
+            .map(|k| temperature(k).1)
+            .collect();
+        let all: Vec<f64> = seconds_in(b, e).map(|k| temperature(k).1).collect();
+        let want_mean = (!even.is_empty()).then(|| even.iter().sum::<f64>() / even.len() as f64);
+        let want_max = all.iter().copied().reduce(f64::max);
+        assert_eq!(float(row.get("temp_mean")), want_mean, "exposure {}", r.id);
+        assert_eq!(float(row.get("temp_max")), want_max, "exposure {}", r.id);
+        assert!(
+            matches!(row.get("silent_mean"), Some(Value::Null)),
+            "no data: NULL on insert"
+        );
+    }
+    let unpivoted = consdb
+        .select_rows(Table::ExposureEfdUnpivoted, &ids)
+        .await
+        .unwrap();
+    let first = &exposures.records[0];
+    let ks: Vec<i64> = seconds_in(first.timespan.start().0, first.timespan.end().0).collect();
+    let want = ks.iter().map(|&k| 2.0 * k as f64).sum::<f64>() / ks.len() as f64;
+    let got = unpivoted
+        .iter()
+        .find(|row| {
+            matches!(row.get("exposure_id"), Some(Value::Int(id)) if *id == first.id)
+                && matches!(row.get("field"), Some(Value::Text(f)) if f == "zForces1")
+        })
+        .expect("an unpivoted zForces1 row");
+    assert_eq!(float(got.get("value")), Some(want));
+}
