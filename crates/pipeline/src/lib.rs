@@ -9,10 +9,14 @@
 //!   overlapping a padded interval, transforms them and upserts the rows, returning the counts the
 //!   task table records.
 //!
-//! The task loop over the scheduler store (claims, workers, graceful shutdown) and the modes of the
-//! binaries build on these; they are being written in the pipeline issue.
+//! - [`Pipeline::run`] (`runner.rs`) is the task loop: workers claim tasks from the scheduler store
+//!   with an owner and a lease, heartbeat while processing, complete or fail them as owner, and on
+//!   shutdown release what could not finish within the grace period.
+//!
+//! The modes of the binaries (job, cronjob, monitor) are being written in the pipeline issue.
 
 mod error;
+mod runner;
 mod transform;
 
 use std::sync::Arc;
@@ -24,6 +28,7 @@ use tokio::sync::Mutex;
 use transform_core::{Config, Instrument, Item, Semantics, TimeRange, UtcNanos};
 
 pub use error::PipelineError;
+pub use runner::{RunOptions, RunSummary};
 pub use transform::{TaskRows, Transformer};
 
 /// What one interval produced.

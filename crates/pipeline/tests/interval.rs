@@ -197,3 +197,118 @@ async fn an_interval_lands_in_consdb_with_independently_checked_values() {
         .expect("an unpivoted zForces1 row");
     assert_eq!(float(got.get("value")), Some(want));
 }
+
+/// The pipeline's parts over the fixtures in `dir`.
+async fn pipeline_in(
+    dir: &std::path::Path,
+    registry: &ExpectedRegistry,
+    consdb_url: &DbUrl,
+) -> Pipeline {
+    let efd_path = dir.join("efd.lp");
+    std::fs::write(&efd_path, efd_file()).unwrap();
+    let config = Arc::new(Config::parse(CONFIG, "test.yaml").unwrap());
+    let mut consdb = ConsDb::connect(
+        EfdSchema::new(&config, Instrument::Latiss).unwrap(),
+        std::slice::from_ref(consdb_url),
+        None,
+    )
+    .await
+    .unwrap();
+    consdb.migrate(MigrateMode::Apply).await.unwrap();
+    let efd = EfdClient::open(EfdOptions::new(EfdLocation::File(efd_path)))
+        .await
+        .unwrap();
+    let butler = ButlerReader::open(registry.repo.to_str().unwrap(), &|_| None)
+        .await
+        .unwrap();
+    Pipeline::new(
+        Instrument::Latiss,
+        config,
+        Semantics::Default,
+        efd,
+        butler,
+        consdb,
+    )
+}
+
+#[tokio::test]
+async fn workers_claim_process_and_complete_every_task_once() {
+    use scheduler_store::{
+        SchedulerStore, SchedulerTable, Selection, StoreOptions, TaskSpec, TaskStatus,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let registry = ExpectedRegistry::from_json(&make_registry(&dir.path().join("repo"), None));
+    let consdb_url = DbUrl::parse(&format!(
+        "sqlite:///{}",
+        dir.path().join("consdb.db").display()
+    ))
+    .unwrap();
+    let pipeline = pipeline_in(dir.path(), &registry, &consdb_url).await;
+    let store = SchedulerStore::open(
+        std::slice::from_ref(&consdb_url),
+        StoreOptions::new(SchedulerTable::for_instrument(Instrument::Latiss)),
+    )
+    .await
+    .unwrap();
+    let repo = registry.repo.to_str().unwrap().to_owned();
+    let spec = TaskSpec {
+        butler_repo: repo.clone(),
+        interval_minutes: 5,
+        timewindow: 1,
+        status: TaskStatus::Idle,
+    };
+    // 03:00–03:20: four tasks.
+    let created = store
+        .create_tasks(
+            UtcNanos(1_759_374_000 * S),
+            UtcNanos(1_759_375_200 * S),
+            &spec,
+        )
+        .await
+        .unwrap()
+        .into_value();
+    assert_eq!(created.len(), 4);
+    let options = pipeline::RunOptions {
+        workers: 2,
+        owner: "test-host:1".into(),
+        lease: std::time::Duration::from_secs(60),
+        default_timewindow_minutes: 1,
+        grace_period: std::time::Duration::from_secs(5),
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let selection = Selection::Idle {
+        repo: repo.clone(),
+        range: None,
+    };
+    let summary = pipeline
+        .run(&store, &selection, &options, rx)
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.tasks, summary.completed, summary.failed),
+        (4, 4, 0),
+        "{summary:?}"
+    );
+    assert!(summary.exposures > 0);
+    for task in &created {
+        let t = store.task(task.id).await.unwrap().unwrap();
+        assert_eq!(t.status, TaskStatus::Completed, "{t:?}");
+    }
+    // A shutdown requested before the run claims nothing.
+    store
+        .create_tasks(
+            UtcNanos(1_759_375_200 * S),
+            UtcNanos(1_759_375_500 * S),
+            &spec,
+        )
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tx.send(true).unwrap();
+    let summary = pipeline
+        .run(&store, &selection, &options, rx)
+        .await
+        .unwrap();
+    assert_eq!(summary.tasks, 0);
+    assert_eq!(store.idle_tasks(&repo, None).await.unwrap().len(), 1);
+}
