@@ -295,7 +295,7 @@ async fn workers_claim_process_and_complete_every_task_once() {
         assert_eq!(t.status, TaskStatus::Completed, "{t:?}");
     }
     // A shutdown requested before the run claims nothing.
-    store
+    let _ = store
         .create_tasks(
             UtcNanos(1_759_375_200 * S),
             UtcNanos(1_759_375_500 * S),
