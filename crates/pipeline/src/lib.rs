@@ -9,6 +9,8 @@
 //!   overlapping a padded interval, transforms them and upserts the rows, returning the counts the
 //!   task table records.
 //!
+//! - [`Pipeline::open`] (`open.rs`) opens every part from [`PipelineOptions`], checking the config
+//!   first and refusing to start on an incomplete schema unless asked to migrate.
 //! - [`Pipeline::run`] (`runner.rs`) is the task loop: workers claim tasks from the scheduler store
 //!   with an owner and a lease, heartbeat while processing, complete or fail them as owner, and on
 //!   shutdown release what could not finish within the grace period.
@@ -16,6 +18,7 @@
 //! The modes of the binaries (job, cronjob, monitor) are being written in the pipeline issue.
 
 mod error;
+mod open;
 mod runner;
 mod transform;
 
@@ -28,6 +31,7 @@ use tokio::sync::Mutex;
 use transform_core::{Config, Instrument, Item, Semantics, TimeRange, UtcNanos};
 
 pub use error::PipelineError;
+pub use open::PipelineOptions;
 pub use runner::{RunOptions, RunSummary};
 pub use transform::{TaskRows, Transformer};
 
