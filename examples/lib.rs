@@ -1,7 +1,11 @@
 //! Runnable examples of transformed-efd; each is an `[[example]]` target beside this file.
 //!
 //! - `plan_config`: load and validate a column config and print its query plan.
+//! - `synth_night`: generate a synthetic night (EFD line protocol, SQLite Butler registry, manifest)
+//!   with [`synth`], the generator library that `make demo`, end-to-end tests and benchmarks share.
 //! - `data/demo-config.yaml`: a small config touching every feature, used by `make demo`.
+
+pub mod synth;
 
 #[cfg(test)]
 mod tests {

@@ -15,11 +15,14 @@
 //!   with an owner and a lease, heartbeat while processing, complete or fail them as owner, and on
 //!   shutdown release what could not finish within the grace period.
 //!
-//! The modes of the binaries (job, cronjob, monitor) are being written in the pipeline issue.
+//! - [`modes`] holds what `efd-job` and `efd-cronjob` do; the monitor's modes come next.
 
+pub mod cli;
 mod error;
+pub mod modes;
 mod open;
 mod runner;
+pub mod signals;
 mod transform;
 
 use std::sync::Arc;

@@ -47,7 +47,8 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    fn add(&mut self, other: &RunSummary) {
+    /// Adds another run's counts.
+    pub fn add(&mut self, other: &RunSummary) {
         self.tasks += other.tasks;
         self.completed += other.completed;
         self.failed += other.failed;

@@ -1,0 +1,171 @@
+//! `efd-job` as operators run it: flags, exit codes, and rows in an embedded ConsDB (SQLite) from a
+//! Butler registry made by lsst-daf-butler and a line-protocol EFD file.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use test_support::butler::{ExpectedRegistry, make_registry};
+
+const CONFIG: &str = r#"
+version: "test"
+columns:
+- name: temp_mean
+  tables: [exposure_efd, visit1_efd]
+  function: mean
+  datatype: float
+  description: Mean of sensor 301.
+  subset_field: salIndex
+  subset_value: 301
+  topics:
+  - name: lsst.sal.ESS.temperature
+    fields: [{name: temperatureItem0}, {name: salIndex}]
+"#;
+
+const S: i64 = 1_000_000_000;
+const T0: i64 = 1_759_373_400 * S; // 2025-10-02T02:50:00Z
+
+fn efd_file() -> String {
+    let mut s = String::new();
+    for k in 0..2400i64 {
+        let sal = if k % 2 == 0 { 301 } else { 302 };
+        let _ = writeln!(
+            s,
+            "lsst.sal.ESS.temperature temperatureItem0={},salIndex={sal}i {}",
+            k as f64,
+            T0 + k * S
+        );
+    }
+    s
+}
+
+fn job() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_efd-job"));
+    // Only what the test passes: no variables from the environment that runs the tests.
+    for var in [
+        "CONFIG_FILE",
+        "INSTRUMENT",
+        "BUTLER_REPO",
+        "CONSDB_URL",
+        "EFD_URL",
+        "DATETIME_START",
+        "DATETIME_END",
+        "TIMEDELTA",
+        "TIMEWINDOW",
+        "LOG_FILE",
+        "WORKERS",
+        "LOG_FORMAT",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+#[test]
+fn a_job_over_a_range_completes_its_tasks_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = ExpectedRegistry::from_json(&make_registry(&dir.path().join("repo"), None));
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let efd = dir.path().join("efd.lp");
+    std::fs::write(&efd, efd_file()).unwrap();
+    let db = format!("sqlite:///{}", dir.path().join("consdb.db").display());
+    let common = |c: &mut Command| {
+        c.args([
+            "-c",
+            config.to_str().unwrap(),
+            "-i",
+            "LATISS",
+            "-r",
+            registry.repo.to_str().unwrap(),
+        ])
+        .args(["-E", &format!("file://{}", efd.display())])
+        .args(["-s", "2025-10-02T03:00:00", "-e", "2025-10-02T03:20:00"]);
+    };
+    // Without --migrate an empty ConsDB is a startup error naming what is missing.
+    let mut c = job();
+    common(&mut c);
+    let out = c.args(["-d", &db]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--migrate"));
+
+    let mut c = job();
+    common(&mut c);
+    // CONSDB_URL as the manifests set it (space-separated list).
+    let out = c.arg("--migrate").env("CONSDB_URL", &db).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("task_processing_summary"), "{stdout}");
+    assert!(
+        stdout.contains("completed=4"),
+        "four 5-minute tasks: {stdout}"
+    );
+}
+
+#[test]
+fn bad_options_exit_1_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let out = job()
+        .args([
+            "-c",
+            missing.to_str().unwrap(),
+            "-i",
+            "latiss",
+            "-r",
+            "/nowhere",
+            "-d",
+            "sqlite:////tmp/x.db",
+        ])
+        .args(["-s", "2025-10-02T03:00:00", "-e", "2025-10-02T03:20:00"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("missing.yaml"));
+    let out = job()
+        .args([
+            "-c",
+            "x",
+            "-i",
+            "hsc",
+            "-r",
+            "r",
+            "-d",
+            "sqlite://",
+            "-s",
+            "2025-10-02",
+            "-e",
+            "2025-10-03",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown instrument `hsc`"));
+    let out = job()
+        .args([
+            "-c",
+            "x",
+            "-i",
+            "latiss",
+            "-r",
+            "r",
+            "-d",
+            "sqlite://",
+            "-s",
+            "yesterday",
+            "-e",
+            "2025-10-03",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an ISO 8601"));
+}

@@ -1,0 +1,158 @@
+//! The command-line options the three binaries share, each also read from the environment variable
+//! the Kubernetes manifests set, and the logging they configure.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use efd_client::EfdOptions;
+use transform_core::{Instrument, Semantics};
+
+use crate::error::PipelineError;
+use crate::open::PipelineOptions;
+
+/// Options of every binary.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Column config (YAML).
+    #[arg(short = 'c', long = "config", env = "CONFIG_FILE")]
+    pub config: PathBuf,
+    /// Instrument: latiss, lsstcam, lsstcomcam or lsstcomcamsim (any case).
+    #[arg(short = 'i', long = "instrument", env = "INSTRUMENT")]
+    pub instrument: Instrument,
+    /// Butler repository: directory, butler.yaml path or URL, s3://..., or an index label.
+    #[arg(short = 'r', long = "repo", env = "BUTLER_REPO")]
+    pub repo: String,
+    /// ConsDB URL(s): the primary first, then replicas (repeat the flag, or space-separate them in
+    /// CONSDB_URL).
+    #[arg(short = 'd', long = "db", env = "CONSDB_URL", value_delimiter = ' ', num_args = 1.., required = true)]
+    pub db: Vec<String>,
+    /// EFD URL (http(s)://... or file://...); without it, EFD_HOST/EFD_PORT/EFD_PATH.
+    #[arg(short = 'E', long = "efd", env = "EFD_URL")]
+    pub efd: Option<String>,
+    /// Task length in minutes.
+    #[arg(
+        short = 't',
+        long = "timedelta",
+        env = "TIMEDELTA",
+        default_value_t = 5
+    )]
+    pub timedelta: i64,
+    /// Padding on both sides of every task, in minutes.
+    #[arg(
+        short = 'w',
+        long = "timewindow",
+        env = "TIMEWINDOW",
+        default_value_t = 1
+    )]
+    pub timewindow: i32,
+    /// Also log to this file.
+    #[arg(short = 'l', long = "logfile", env = "LOG_FILE")]
+    pub logfile: Option<PathBuf>,
+    /// Reproduce the Python service's numbers exactly (`reference`).
+    #[arg(long = "compat", value_enum, default_value = "default")]
+    pub compat: Compat,
+    /// Tasks in flight at once in this process.
+    #[arg(long = "workers", env = "WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Log line format.
+    #[arg(
+        long = "log-format",
+        value_enum,
+        env = "LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Apply the additive ConsDB and task-table migrations before running.
+    #[arg(long = "migrate")]
+    pub migrate: bool,
+    /// Seconds a task in flight may take to finish after SIGTERM/SIGINT.
+    #[arg(long = "grace-period", default_value_t = 25)]
+    pub grace_period: u64,
+}
+
+/// `--compat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compat {
+    /// Corrected behaviour.
+    Default,
+    /// The Python service's numbers.
+    Reference,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for Loki).
+    Json,
+}
+
+impl CommonArgs {
+    /// The pipeline options these arguments describe; `env` supplies the `EFD_*` variables.
+    pub fn pipeline_options(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<PipelineOptions, PipelineError> {
+        if self.timedelta <= 0 {
+            return Err(PipelineError::Usage(
+                "-t/--timedelta must be a positive number of minutes".into(),
+            ));
+        }
+        if self.timewindow < 0 {
+            return Err(PipelineError::Usage(
+                "-w/--timewindow must not be negative".into(),
+            ));
+        }
+        let efd = EfdOptions::from_env(self.efd.as_deref(), env)?;
+        Ok(PipelineOptions {
+            instrument: self.instrument,
+            config_path: self.config.clone(),
+            repo: self.repo.clone(),
+            db_urls: self.db.iter().filter(|u| !u.is_empty()).cloned().collect(),
+            efd,
+            semantics: match self.compat {
+                Compat::Default => Semantics::Default,
+                Compat::Reference => Semantics::Reference,
+            },
+            migrate: self.migrate,
+        })
+    }
+}
+
+/// Parses an ISO 8601 instant (naive = UTC) for `-s`/`-e`.
+pub fn parse_instant(text: &str) -> Result<transform_core::UtcNanos, String> {
+    transform_core::time::parse_timestamp(text).ok_or_else(|| {
+        format!("`{text}` is not an ISO 8601 UTC date-time (e.g. 2025-10-02T03:00:00)")
+    })
+}
+
+/// Sets up logging at `LOG_LEVEL` (default INFO) to stdout and, when given, a file.
+pub fn init_logging(format: LogFormat, logfile: Option<&std::path::Path>, level: Option<&str>) {
+    use tracing_subscriber::fmt::writer::MakeWriterExt as _;
+    let filter = tracing_subscriber::EnvFilter::new(level.unwrap_or("info").to_ascii_lowercase());
+    let file = logfile.and_then(|p| {
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    match (format, file) {
+        (LogFormat::Json, Some(f)) => builder
+            .json()
+            .with_writer(std::io::stdout.and(std::sync::Mutex::new(f)))
+            .init(),
+        (LogFormat::Json, None) => builder.json().with_writer(std::io::stdout).init(),
+        (LogFormat::Text, Some(f)) => builder
+            .with_writer(std::io::stdout.and(std::sync::Mutex::new(f)))
+            .init(),
+        (LogFormat::Text, None) => builder.with_writer(std::io::stdout).init(),
+    }
+}
