@@ -39,10 +39,17 @@ endif
 tidy:
 	$(CARGO) run -q -p xtask --locked -- tidy
 
+# The embedded default: a synthetic night (line-protocol EFD file, SQLite Butler registry), processed
+# by efd-job into an SQLite ConsDB, then a few columns per exposure and the task summary printed.
+DEMO_DIR := target/demo
 demo:
-	@echo "make demo: not yet. The embedded demo (SQLite ConsDB and Butler registry, line-protocol EFD)"
-	@echo "arrives with the pipeline issue. Until then, plan a shipped-style config:"
-	$(CARGO) run -q --locked -p transformed-efd-examples --example plan_config -- examples/data/demo-config.yaml
+	rm -rf $(DEMO_DIR)
+	$(CARGO) run -q --locked -p transformed-efd-examples --example synth_night -- --out $(DEMO_DIR)
+	$(CARGO) run -q --locked -p efd-job -- -c examples/data/demo-config.yaml -i latiss \
+		-r $(DEMO_DIR)/butler -d sqlite:///$(DEMO_DIR)/consdb.db -E file://$(CURDIR)/$(DEMO_DIR)/efd.lp \
+		-s 2025-10-02T00:55:00 -e 2025-10-02T01:45:00 --migrate --workers 2 > $(DEMO_DIR)/job.log
+	@grep -E "task_processing_summary|Task processing summary" $(DEMO_DIR)/job.log || true
+	$(CARGO) run -q --locked -p transformed-efd-examples --example demo_report -- $(DEMO_DIR)
 
 bench:
 	$(CARGO) bench --locked -p transformed-efd-benches
