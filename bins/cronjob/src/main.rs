@@ -1,10 +1,59 @@
-//! `efd-cronjob`: create the tasks since the last run and process those that are due.
+//! `efd-cronjob`: create the tasks since the last task of this repository (status pending), then
+//! process the pending tasks whose end is at least 5 minutes old, oldest first.
 //!
-//! A thin binary: it will parse options, build the pipeline and run one mode. Until the pipeline
-//! issue lands it only says so and exits with status 1.
+//! A thin binary: it parses options (every flag also reads the variable the Kubernetes manifests
+//! set), opens the pipeline and runs cronjob mode. Exit codes: 0 all tasks completed; 1
+//! configuration or startup error; 3 some tasks failed (they are recorded); 130/143 after
+//! SIGINT/SIGTERM.
 
-#[allow(clippy::print_stderr)] // Reporting to the operator is this binary's job.
-fn main() -> std::process::ExitCode {
-    eprintln!("efd-cronjob: not implemented yet (the pipeline and binaries issue builds it)");
-    std::process::ExitCode::FAILURE
+use std::process::ExitCode;
+
+use clap::Parser;
+use pipeline::Pipeline;
+use pipeline::cli::{CommonArgs, run_binary, startup_error};
+use pipeline::modes::cronjob;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "efd-cronjob",
+    version,
+    about = "Create the EFD summary tasks since the last run and process those that are due."
+)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let common = cli.common.clone();
+    run_binary(&common, run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let env = |k: &str| std::env::var(k).ok();
+    let options = match cli.common.pipeline_options(&env) {
+        Ok(o) => o,
+        Err(e) => return startup_error(&e),
+    };
+    let (pipeline, store) = match Pipeline::open(&options, &env).await {
+        Ok(p) => p,
+        Err(e) => return startup_error(&e),
+    };
+    let (signal, shutdown) = pipeline::signals::watch_signals();
+    let run = cli.common.run_options();
+    let result = cronjob(
+        &pipeline,
+        &store,
+        &cli.common.repo,
+        cli.common.timedelta,
+        cli.common.timewindow,
+        &run,
+        shutdown,
+    )
+    .await;
+    match result {
+        Ok(summary) => pipeline::signals::exit_code(&summary, signal.received()),
+        Err(e) => startup_error(&e),
+    }
 }

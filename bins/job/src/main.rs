@@ -6,12 +6,11 @@
 //! startup error; 3 some tasks failed (they are recorded); 130/143 after SIGINT/SIGTERM.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use pipeline::cli::{CommonArgs, init_logging, parse_instant};
+use pipeline::Pipeline;
+use pipeline::cli::{CommonArgs, parse_instant, run_binary, startup_error};
 use pipeline::modes::{JobOptions, job};
-use pipeline::{Pipeline, RunOptions};
 use transform_core::UtcNanos;
 
 #[derive(Debug, Parser)]
@@ -36,20 +35,8 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = std::env::var("LOG_LEVEL").ok();
-    init_logging(
-        cli.common.log_format,
-        cli.common.logfile.as_deref(),
-        level.as_deref(),
-    );
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(message = "Cannot start the runtime.", error = %e);
-            return ExitCode::from(1);
-        }
-    };
-    runtime.block_on(run(cli))
+    let common = cli.common.clone();
+    run_binary(&common, run(cli))
 }
 
 async fn run(cli: Cli) -> ExitCode {
@@ -63,13 +50,7 @@ async fn run(cli: Cli) -> ExitCode {
         Err(e) => return startup_error(&e),
     };
     let (signal, shutdown) = pipeline::signals::watch_signals();
-    let run = RunOptions {
-        workers: cli.common.workers,
-        owner: pipeline::signals::owner_name(),
-        lease: Duration::from_secs(120),
-        default_timewindow_minutes: i64::from(cli.common.timewindow),
-        grace_period: Duration::from_secs(cli.common.grace_period),
-    };
+    let run = cli.common.run_options();
     let job_options = JobOptions {
         start: cli.start,
         end: cli.end,
@@ -82,9 +63,4 @@ async fn run(cli: Cli) -> ExitCode {
         Ok(summary) => pipeline::signals::exit_code(&summary, signal.received()),
         Err(e) => startup_error(&e),
     }
-}
-
-fn startup_error(e: &pipeline::PipelineError) -> ExitCode {
-    tracing::error!(message = "Cannot run.", event = "configuration_error", error = %e);
-    ExitCode::from(1)
 }

@@ -9,6 +9,7 @@ use transform_core::{Instrument, Semantics};
 
 use crate::error::PipelineError;
 use crate::open::PipelineOptions;
+use crate::runner::RunOptions;
 
 /// Options of every binary.
 #[derive(Debug, Clone, Args)]
@@ -118,6 +119,46 @@ impl CommonArgs {
             migrate: self.migrate,
         })
     }
+}
+
+impl CommonArgs {
+    /// How the task loop runs: `--workers`, a `host:pid` owner, a 2-minute lease, the grace period.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            workers: self.workers,
+            owner: crate::signals::owner_name(),
+            lease: std::time::Duration::from_secs(120),
+            default_timewindow_minutes: i64::from(self.timewindow),
+            grace_period: std::time::Duration::from_secs(self.grace_period),
+        }
+    }
+}
+
+/// Sets up logging from `LOG_LEVEL` and the options, then runs `work` on a multi-threaded runtime;
+/// exit code 1 if the runtime cannot start.
+pub fn run_binary<F>(common: &CommonArgs, work: F) -> std::process::ExitCode
+where
+    F: Future<Output = std::process::ExitCode>,
+{
+    let level = std::env::var("LOG_LEVEL").ok();
+    init_logging(
+        common.log_format,
+        common.logfile.as_deref(),
+        level.as_deref(),
+    );
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => {
+            tracing::error!(message = "Cannot start the runtime.", error = %e);
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs a configuration or startup error (`event=configuration_error`) and returns exit code 1.
+pub fn startup_error(e: &PipelineError) -> std::process::ExitCode {
+    tracing::error!(message = "Cannot run.", event = "configuration_error", error = %e);
+    std::process::ExitCode::from(1)
 }
 
 /// Parses an ISO 8601 instant (naive = UTC) for `-s`/`-e`.

@@ -4,8 +4,8 @@
 //! - job: create idle tasks for `[start, end)` (unless resuming), retry the repo's failed tasks with
 //!   retries ≤ 3 (failures of earlier runs: this pass runs first, so a task failing now is not
 //!   retried at once), then process its idle tasks (within the range when resuming) in time order.
-//! - cronjob: create the pending tasks since the last task of this repo, then process pending tasks
-//!   whose end is at least the margin old, oldest first.
+//! - cronjob: when no task of this repo is pending, create the pending tasks since its last task;
+//!   then process pending tasks whose end is at least the margin old, oldest first.
 
 use std::time::Duration;
 
@@ -118,11 +118,25 @@ pub async fn cronjob(
         timewindow: timewindow_minutes,
         status: TaskStatus::Pending,
     };
-    let created = store.create_cron_tasks(&spec).await?.into_value();
+    // As the reference: new tasks only when none of this repo is pending (due or not), so a run
+    // every few minutes does not stack up future tasks.
+    let pending = store
+        .status_summary(Some(repo), 0)
+        .await?
+        .counts
+        .get(TaskStatus::Pending.as_str())
+        .copied()
+        .unwrap_or(0);
+    let created = if pending == 0 {
+        store.create_cron_tasks(&spec).await?.into_value().len()
+    } else {
+        0
+    };
     tracing::info!(
         message = "Tasks created.",
         event = "tasks_created",
-        count = created.len()
+        count = created,
+        pending
     );
     pipeline
         .run(
