@@ -23,6 +23,7 @@ pub mod modes;
 mod open;
 mod runner;
 pub mod signals;
+pub mod status;
 mod transform;
 
 use std::sync::Arc;

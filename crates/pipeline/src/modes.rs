@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use scheduler_store::{SchedulerStore, Selection, TaskSpec, TaskStatus};
+use scheduler_store::{SchedulerStore, Selection, Task, TaskSpec, TaskStatus};
 use tokio::sync::watch;
 use transform_core::UtcNanos;
 
@@ -149,4 +149,146 @@ pub async fn cronjob(
             shutdown,
         )
         .await
+}
+
+/// Failed tasks older than this become stale (the reference's 72 h).
+pub const STALE_AFTER: Duration = Duration::from_secs(72 * 3600);
+/// The backoff base: a task with `r` retries waits `RETRY_BASE_HOURS^(r+1)` hours from creation.
+pub const RETRY_BASE_HOURS: f64 = 2.82843;
+
+/// What the monitor does with a failed task now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Its backoff has not elapsed.
+    Wait,
+    /// Retry it.
+    Retry,
+    /// Too old (or retried too often): mark it stale.
+    Stale,
+}
+
+/// The reference's backoff (BEHAVIOUR.md §2.6 a): retry when `2.82843^(retries+1)` hours have passed
+/// since creation and the task is younger than 72 h; stale from 72 h, or beyond the retry limit
+/// (where the reference left tasks failed forever).
+pub fn retry_decision(task: &Task, now: UtcNanos) -> RetryDecision {
+    if task.retries > MAX_RETRIES {
+        return RetryDecision::Stale;
+    }
+    let Some(created) = task.created_at else {
+        return RetryDecision::Retry;
+    };
+    #[allow(clippy::cast_precision_loss)] // Ages in ns are far below 2^53 × the tolerance needed.
+    let age_hours = (now.0 - created.0) as f64 / 3.6e12;
+    let wait_hours = RETRY_BASE_HOURS.powi(task.retries + 1);
+    #[allow(clippy::cast_precision_loss)]
+    let stale_hours = STALE_AFTER.as_secs() as f64 / 3600.0;
+    if age_hours >= stale_hours {
+        RetryDecision::Stale
+    } else if age_hours > wait_hours {
+        RetryDecision::Retry
+    } else {
+        RetryDecision::Wait
+    }
+}
+
+/// Runs the failure monitor's retry pass: recover expired leases, mark stale tasks, and retry the
+/// failed tasks whose backoff has elapsed.
+pub async fn monitor_retries(
+    pipeline: &Pipeline,
+    store: &SchedulerStore,
+    repo: &str,
+    run: &RunOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunSummary, PipelineError> {
+    let recovered = store.recover_expired_leases().await?.into_value();
+    let now = store.clock().now();
+    let mut stale = Vec::new();
+    let mut retry = Vec::new();
+    for task in store
+        .select(&Selection::Failed {
+            repo: repo.to_owned(),
+            max_retries: i32::MAX,
+        })
+        .await?
+    {
+        match retry_decision(&task, now) {
+            RetryDecision::Stale => stale.push(task.id),
+            RetryDecision::Retry => retry.push(task.id),
+            RetryDecision::Wait => {}
+        }
+    }
+    let staled = store.mark_stale(&stale).await?.into_value();
+    tracing::info!(
+        message = "Failure monitor selected tasks.",
+        event = "failure_monitor_selected_tasks",
+        recovered = recovered.len(),
+        stale = staled.len(),
+        retry = retry.len()
+    );
+    let claimed = store
+        .claim_ids(&retry, &run.owner, run.lease)
+        .await?
+        .into_value();
+    pipeline.run_claimed(store, claimed, run, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scheduler_store::TaskId;
+
+    const HOUR: i64 = 3_600_000_000_000;
+
+    fn failed(retries: i32, created_hours_ago: f64, now: UtcNanos) -> Task {
+        #[allow(clippy::cast_possible_truncation)]
+        let created = UtcNanos(now.0 - (created_hours_ago * HOUR as f64) as i64);
+        Task {
+            id: TaskId(1),
+            start: created,
+            end: created,
+            timewindow: Some(1),
+            status: TaskStatus::Failed,
+            process_start: None,
+            process_end: None,
+            process_exec_time: None,
+            exposures: None,
+            visits1: None,
+            retries,
+            error: Some("boom".into()),
+            butler_repo: Some("repo".into()),
+            created_at: Some(created),
+            claimed_by: None,
+            lease_expires_at: None,
+            previous_status: None,
+            last_error_at: None,
+            replica_failures: None,
+        }
+    }
+
+    #[test]
+    fn backoff_follows_the_reference_schedule() {
+        let now = UtcNanos(1_800_000_000 * 1_000_000_000);
+        // Waits of 2.828 h, 8.000 h, 22.63 h, 64.00 h for 0..3 retries.
+        for (retries, wait) in [(0, 2.82843), (1, 8.0), (2, 22.627), (3, 64.0)] {
+            assert_eq!(
+                retry_decision(&failed(retries, wait - 0.01, now), now),
+                RetryDecision::Wait,
+                "{retries}"
+            );
+            assert_eq!(
+                retry_decision(&failed(retries, wait + 0.01, now), now),
+                RetryDecision::Retry,
+                "{retries}"
+            );
+        }
+        assert_eq!(
+            retry_decision(&failed(0, 72.0, now), now),
+            RetryDecision::Stale
+        );
+        // Beyond the retry limit: stale instead of stuck.
+        assert_eq!(
+            retry_decision(&failed(4, 1.0, now), now),
+            RetryDecision::Stale
+        );
+    }
 }

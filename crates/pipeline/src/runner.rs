@@ -86,6 +86,36 @@ impl Pipeline {
         Ok(summary)
     }
 
+    /// Processes tasks already claimed by `options.owner` (e.g. with `claim_ids`), one at a time.
+    pub async fn run_claimed(
+        &self,
+        store: &SchedulerStore,
+        tasks: Vec<Task>,
+        options: &RunOptions,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<RunSummary, PipelineError> {
+        let mut summary = RunSummary::default();
+        for task in tasks {
+            if *shutdown.borrow() {
+                // Not started: give it back untouched.
+                let _ = store.release(task.id, &options.owner).await?;
+                summary.released += 1;
+                continue;
+            }
+            summary.tasks += 1;
+            self.run_one(
+                store,
+                &task,
+                &options.owner,
+                options,
+                &mut shutdown,
+                &mut summary,
+            )
+            .await?;
+        }
+        Ok(summary)
+    }
+
     async fn worker(
         &self,
         store: &SchedulerStore,
