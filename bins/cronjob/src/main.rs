@@ -9,8 +9,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pipeline::Pipeline;
-use pipeline::cli::{CommonArgs, run_binary, startup_error};
+use pipeline::cli::{CommonArgs, open_pipeline, run_binary, startup_error};
 use pipeline::modes::cronjob;
 
 #[derive(Debug, Parser)]
@@ -31,14 +30,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let env = |k: &str| std::env::var(k).ok();
-    let options = match cli.common.pipeline_options(&env) {
-        Ok(o) => o,
-        Err(e) => return startup_error(&e),
-    };
-    let (pipeline, store) = match Pipeline::open(&options, &env).await {
+    let (pipeline, store) = match open_pipeline(&cli.common).await {
         Ok(p) => p,
-        Err(e) => return startup_error(&e),
+        Err(code) => return code,
     };
     let (signal, shutdown) = pipeline::signals::watch_signals();
     let run = cli.common.run_options();

@@ -155,6 +155,20 @@ where
     }
 }
 
+/// Opens the pipeline `common` describes, reading variables from the process environment; on
+/// failure logs the error and gives exit code 1.
+pub async fn open_pipeline(
+    common: &CommonArgs,
+) -> Result<(crate::Pipeline, scheduler_store::SchedulerStore), std::process::ExitCode> {
+    let env = |k: &str| std::env::var(k).ok();
+    let options = common
+        .pipeline_options(&env)
+        .map_err(|e| startup_error(&e))?;
+    crate::Pipeline::open(&options, &env)
+        .await
+        .map_err(|e| startup_error(&e))
+}
+
 /// Logs a configuration or startup error (`event=configuration_error`) and returns exit code 1.
 pub fn startup_error(e: &PipelineError) -> std::process::ExitCode {
     tracing::error!(message = "Cannot run.", event = "configuration_error", error = %e);
