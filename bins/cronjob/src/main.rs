@@ -39,7 +39,7 @@ async fn run(cli: Cli) -> ExitCode {
     let result = cronjob(
         &pipeline,
         &store,
-        &cli.common.repo,
+        cli.common.repo().unwrap_or_default(),
         cli.common.timedelta,
         cli.common.timewindow,
         &run,

@@ -22,11 +22,11 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// Range start, ISO 8601 (naive = UTC).
-    #[arg(short = 's', long = "start", env = "DATETIME_START", value_parser = parse_instant)]
-    start: UtcNanos,
+    #[arg(short = 's', long = "start", env = "DATETIME_START", value_parser = parse_instant, required_unless_present = "check_config")]
+    start: Option<UtcNanos>,
     /// Range end, ISO 8601 (naive = UTC).
-    #[arg(short = 'e', long = "end", env = "DATETIME_END", value_parser = parse_instant)]
-    end: UtcNanos,
+    #[arg(short = 'e', long = "end", env = "DATETIME_END", value_parser = parse_instant, required_unless_present = "check_config")]
+    end: Option<UtcNanos>,
     /// Process the range's existing idle tasks instead of creating them.
     #[arg(short = 'R', long = "resume")]
     resume: bool,
@@ -45,13 +45,18 @@ async fn run(cli: Cli) -> ExitCode {
     };
     let (signal, shutdown) = pipeline::signals::watch_signals();
     let run = cli.common.run_options();
+    let (Some(start), Some(end)) = (cli.start, cli.end) else {
+        return startup_error(&pipeline::PipelineError::Usage(
+            "job mode needs -s/--start and -e/--end".into(),
+        ));
+    };
     let job_options = JobOptions {
-        start: cli.start,
-        end: cli.end,
+        start,
+        end,
         interval_minutes: cli.common.timedelta,
         timewindow_minutes: cli.common.timewindow,
         resume: cli.resume,
-        repo: cli.common.repo.clone(),
+        repo: cli.common.repo().unwrap_or_default().to_owned(),
     };
     match job(&pipeline, &store, &job_options, &run, shutdown).await {
         Ok(summary) => pipeline::signals::exit_code(&summary, signal.received()),

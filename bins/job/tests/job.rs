@@ -169,3 +169,43 @@ fn bad_options_exit_1_with_one_clear_line() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an ISO 8601"));
 }
+
+#[test]
+fn check_config_validates_and_plans_without_connecting() {
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/data/demo-config.yaml"
+    );
+    let out = job()
+        .args(["--check-config", "-c", config, "-i", "latiss"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("9 columns, valid"), "{stdout}");
+    assert!(stdout.contains("5 query groups over 5 topics"), "{stdout}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, CONFIG.replace("function: mean", "function: median")).unwrap();
+    let out = job()
+        .args([
+            "--check-config",
+            "-c",
+            bad.to_str().unwrap(),
+            "-i",
+            "latiss",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("bad.yaml:6") && stdout.contains("unknown function `median`"),
+        "{stdout}"
+    );
+}

@@ -51,14 +51,22 @@ async fn run(cli: Cli) -> ExitCode {
         Err(code) => return code,
     };
     if let Some(Command::Status { json }) = cli.command {
-        return match pipeline::status::print(&store, Some(&cli.common.repo), json).await {
+        return match pipeline::status::print(&store, cli.common.repo(), json).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => startup_error(&e),
         };
     }
     let (signal, shutdown) = pipeline::signals::watch_signals();
     let run = cli.common.run_options();
-    match monitor_retries(&pipeline, &store, &cli.common.repo, &run, shutdown).await {
+    match monitor_retries(
+        &pipeline,
+        &store,
+        cli.common.repo().unwrap_or_default(),
+        &run,
+        shutdown,
+    )
+    .await
+    {
         Ok(summary) => pipeline::signals::exit_code(&summary, signal.received()),
         Err(e) => startup_error(&e),
     }

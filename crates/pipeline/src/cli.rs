@@ -21,11 +21,16 @@ pub struct CommonArgs {
     #[arg(short = 'i', long = "instrument", env = "INSTRUMENT")]
     pub instrument: Instrument,
     /// Butler repository: directory, butler.yaml path or URL, s3://..., or an index label.
-    #[arg(short = 'r', long = "repo", env = "BUTLER_REPO")]
-    pub repo: String,
+    #[arg(
+        short = 'r',
+        long = "repo",
+        env = "BUTLER_REPO",
+        required_unless_present = "check_config"
+    )]
+    pub repo: Option<String>,
     /// ConsDB URL(s): the primary first, then replicas (repeat the flag, or space-separate them in
     /// CONSDB_URL).
-    #[arg(short = 'd', long = "db", env = "CONSDB_URL", value_delimiter = ' ', num_args = 1.., required = true)]
+    #[arg(short = 'd', long = "db", env = "CONSDB_URL", value_delimiter = ' ', num_args = 1.., required_unless_present = "check_config")]
     pub db: Vec<String>,
     /// EFD URL (http(s)://... or file://...); without it, EFD_HOST/EFD_PORT/EFD_PATH.
     #[arg(short = 'E', long = "efd", env = "EFD_URL")]
@@ -69,6 +74,9 @@ pub struct CommonArgs {
     /// Seconds a task in flight may take to finish after SIGTERM/SIGINT.
     #[arg(long = "grace-period", default_value_t = 25)]
     pub grace_period: u64,
+    /// Validate the config and print its plan, without connecting anywhere.
+    #[arg(long = "check-config")]
+    pub check_config: bool,
 }
 
 /// `--compat`.
@@ -105,11 +113,14 @@ impl CommonArgs {
                 "-w/--timewindow must not be negative".into(),
             ));
         }
+        let repo = self.repo().ok_or_else(|| {
+            PipelineError::Usage("no Butler repository: give -r/--repo or set BUTLER_REPO".into())
+        })?;
         let efd = EfdOptions::from_env(self.efd.as_deref(), env)?;
         Ok(PipelineOptions {
             instrument: self.instrument,
             config_path: self.config.clone(),
-            repo: self.repo.clone(),
+            repo: repo.to_owned(),
             db_urls: self.db.iter().filter(|u| !u.is_empty()).cloned().collect(),
             efd,
             semantics: match self.compat {
@@ -122,6 +133,11 @@ impl CommonArgs {
 }
 
 impl CommonArgs {
+    /// The Butler repository, when given.
+    pub fn repo(&self) -> Option<&str> {
+        self.repo.as_deref().filter(|r| !r.is_empty())
+    }
+
     /// How the task loop runs: `--workers`, a `host:pid` owner, a 2-minute lease, the grace period.
     pub fn run_options(&self) -> RunOptions {
         RunOptions {
@@ -146,6 +162,9 @@ where
         common.logfile.as_deref(),
         level.as_deref(),
     );
+    if common.check_config {
+        return check_config(common);
+    }
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(work),
         Err(e) => {
@@ -167,6 +186,40 @@ pub async fn open_pipeline(
     crate::Pipeline::open(&options, &env)
         .await
         .map_err(|e| startup_error(&e))
+}
+
+/// `--check-config`: validates the config and prints its plan (columns per table, topics, query
+/// groups, queries per task) without connecting anywhere; exit code 1 on an invalid config.
+#[allow(clippy::print_stdout)] // The plan is printed for the operator.
+pub fn check_config(common: &CommonArgs) -> std::process::ExitCode {
+    let config = match transform_core::Config::load(&common.config) {
+        Ok(c) => c,
+        Err(e) => return startup_error(&e.into()),
+    };
+    let semantics = match common.compat {
+        Compat::Default => Semantics::Default,
+        Compat::Reference => Semantics::Reference,
+    };
+    let plan = transform_core::QueryPlan::new(&config, semantics);
+    let s = plan.summary();
+    println!(
+        "{}: version {}, {} columns, valid",
+        common.config.display(),
+        config.version,
+        config.columns.len()
+    );
+    for table in transform_core::Table::ALL {
+        println!(
+            "  {:<24} {:>4} columns",
+            table.as_str(),
+            config.columns_for(table).count()
+        );
+    }
+    println!(
+        "plan ({semantics}): {} query groups over {} topics ({} packed, {} pre-aggregated); {} SELECTs per task plus 2 per packed group",
+        s.groups, s.topics, s.packed_groups, s.pre_aggregated_groups, s.plain_queries
+    );
+    std::process::ExitCode::SUCCESS
 }
 
 /// Logs a configuration or startup error (`event=configuration_error`) and returns exit code 1.
