@@ -1,6 +1,8 @@
 //! `efd-monitor`: the hourly failure monitor. Without a subcommand it recovers expired leases,
 //! marks failed tasks older than 72 h (or retried more than 3 times) stale, and retries failed
-//! tasks whose backoff (2.82843^(retries+1) h from creation) has elapsed. `status` prints the queue.
+//! tasks whose backoff (2.82843^(retries+1) h from creation) has elapsed; then it creates and
+//! processes tasks for the Butler's exposures and visits of the last complete nights that ConsDB
+//! lacks. `status` prints the queue.
 //!
 //! A thin binary: option parsing and the choice of mode. Exit codes: 0 all retried tasks completed;
 //! 1 configuration or startup error; 3 some tasks failed again; 130/143 after SIGINT/SIGTERM.
@@ -8,6 +10,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use pipeline::ReconcileOptions;
 use pipeline::cli::{CommonArgs, open_pipeline, run_binary, startup_error};
 use pipeline::modes::monitor_retries;
 
@@ -20,10 +23,16 @@ use pipeline::modes::monitor_retries;
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// Reconciliation window in day_obs days (accepted for compatibility; reconciliation is not
-    /// implemented yet).
-    #[arg(long = "monitor-window-days", default_value_t = 7)]
+    /// Reconciliation window: complete nights (day_obs) to check against the Butler.
+    #[arg(
+        long = "monitor-window-days",
+        env = "MONITOR_WINDOW_DAYS",
+        default_value_t = 7
+    )]
     monitor_window_days: u32,
+    /// Also reconcile the night in progress (which the cron is still processing).
+    #[arg(long = "include-current-night")]
+    include_current_night: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -58,16 +67,38 @@ async fn run(cli: Cli) -> ExitCode {
     }
     let (signal, shutdown) = pipeline::signals::watch_signals();
     let run = cli.common.run_options();
-    match monitor_retries(
+    let retried = match monitor_retries(
         &pipeline,
         &store,
         cli.common.repo().unwrap_or_default(),
         &run,
-        shutdown,
+        shutdown.clone(),
     )
     .await
     {
-        Ok(summary) => pipeline::signals::exit_code(&summary, signal.received()),
+        Ok(summary) => summary,
+        Err(e) => return startup_error(&e),
+    };
+    let reconcile = ReconcileOptions {
+        window_days: cli.monitor_window_days,
+        include_current_night: cli.include_current_night,
+        interval_minutes: cli.common.timedelta,
+        timewindow_minutes: cli.common.timewindow,
+    };
+    match pipeline
+        .reconcile(
+            &store,
+            cli.common.repo().unwrap_or_default(),
+            &reconcile,
+            &run,
+            shutdown,
+        )
+        .await
+    {
+        Ok((_, mut summary)) => {
+            summary.add(&retried);
+            pipeline::signals::exit_code(&summary, signal.received())
+        }
         Err(e) => startup_error(&e),
     }
 }

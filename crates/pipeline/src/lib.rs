@@ -21,6 +21,7 @@ pub mod cli;
 mod error;
 pub mod modes;
 mod open;
+mod reconcile;
 mod runner;
 pub mod signals;
 pub mod status;
@@ -36,6 +37,7 @@ use transform_core::{Config, Instrument, Item, Semantics, TimeRange, UtcNanos};
 
 pub use error::PipelineError;
 pub use open::PipelineOptions;
+pub use reconcile::{ReconcileOptions, day_obs_window};
 pub use runner::{RunOptions, RunSummary};
 pub use transform::{TaskRows, Transformer};
 

@@ -312,3 +312,83 @@ async fn workers_claim_process_and_complete_every_task_once() {
     assert_eq!(summary.tasks, 0);
     assert_eq!(store.idle_tasks(&repo, None).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn reconciliation_creates_tasks_only_for_missing_items() {
+    use scheduler_store::{ManualClock, SchedulerStore, SchedulerTable, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let registry = ExpectedRegistry::from_json(&make_registry(&dir.path().join("repo"), None));
+    let consdb_url = DbUrl::parse(&format!(
+        "sqlite:///{}",
+        dir.path().join("consdb.db").display()
+    ))
+    .unwrap();
+    let pipeline = pipeline_in(dir.path(), &registry, &consdb_url).await;
+    // 2025-10-04T13:00Z: the night in progress is 20251004; the window of 3 complete nights is
+    // 20251001..=20251003, which holds the fixture's two nights.
+    let clock = std::sync::Arc::new(ManualClock::new(UtcNanos(1_759_582_800 * S)));
+    let store = SchedulerStore::open(
+        std::slice::from_ref(&consdb_url),
+        StoreOptions::new(SchedulerTable::for_instrument(Instrument::Latiss)).with_clock(clock),
+    )
+    .await
+    .unwrap();
+    let repo = registry.repo.to_str().unwrap().to_owned();
+    let reconcile = pipeline::ReconcileOptions {
+        window_days: 3,
+        include_current_night: false,
+        interval_minutes: 5,
+        timewindow_minutes: 1,
+    };
+    let run = pipeline::RunOptions {
+        workers: 1,
+        owner: "test:1".into(),
+        lease: std::time::Duration::from_secs(60),
+        default_timewindow_minutes: 1,
+        grace_period: std::time::Duration::from_secs(5),
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let (created, summary) = pipeline
+        .reconcile(&store, &repo, &reconcile, &run, rx.clone())
+        .await
+        .unwrap();
+    assert!(created > 0, "everything is missing at first");
+    assert_eq!(summary.completed, created, "{summary:?}");
+    // Every exposure of both nights now has a row (the fixture's NULL-timespan record excepted).
+    let mut consdb = ConsDb::connect(
+        EfdSchema::new(
+            &Config::parse(CONFIG, "test.yaml").unwrap(),
+            Instrument::Latiss,
+        )
+        .unwrap(),
+        std::slice::from_ref(&consdb_url),
+        None,
+    )
+    .await
+    .unwrap();
+    let ids = consdb
+        .ids_for_day_obs(Table::ExposureEfd, 20_251_001..=20_251_002)
+        .await
+        .unwrap();
+    let usable = registry
+        .day_obs
+        .iter()
+        .find(|q| {
+            q.instrument == "LATISS"
+                && q.element == "exposure"
+                && q.day_obs_start == 20_251_001
+                && q.day_obs_end == 20_251_002
+        })
+        .unwrap()
+        .records
+        .iter()
+        .filter(|r| r.begin_tai_ns.is_some())
+        .count();
+    assert_eq!(ids.len(), usable);
+    // Nothing is missing any more: a second run creates nothing.
+    let (created, _) = pipeline
+        .reconcile(&store, &repo, &reconcile, &run, rx)
+        .await
+        .unwrap();
+    assert_eq!(created, 0);
+}

@@ -248,6 +248,28 @@ pub fn parse_timestamp(text: &str) -> Option<UtcNanos> {
     Some(UtcNanos(total.checked_mul(1_000)?))
 }
 
+/// The observing day (`YYYYMMDD`) of an instant: the UTC date of the instant 12 hours earlier, as
+/// Rubin's day_obs rolls over at 12:00 UTC.
+pub fn day_obs_of(t: UtcNanos) -> i32 {
+    let days = (t.0 - 12 * NANOS_PER_HOUR).div_euclid(24 * NANOS_PER_HOUR);
+    let (y, m, d) = civil_from_days(days);
+    i32::try_from(y * 10_000 + m * 100 + d).unwrap_or(i32::MAX)
+}
+
+/// The day_obs `n` days after (negative: before) `day_obs`; `None` when it is not a valid date.
+pub fn day_obs_add(day_obs: i32, n: i64) -> Option<i32> {
+    let (y, m, d) = (
+        i64::from(day_obs / 10_000),
+        i64::from(day_obs / 100 % 100),
+        i64::from(day_obs % 100),
+    );
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+        return None;
+    }
+    let (y, m, d) = civil_from_days(days_from_civil(y, m, d) + n);
+    i32::try_from(y * 10_000 + m * 100 + d).ok()
+}
+
 /// Exactly `len` ASCII digits.
 fn digits(s: &str, len: usize) -> Option<i64> {
     (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
@@ -331,6 +353,17 @@ mod tests {
         assert_eq!(during.to_utc(), UtcNanos(1_483_228_800 * S - S / 2));
         let after = TaiNanos((1_483_228_800 + 37) * S);
         assert_eq!(after.to_utc(), UtcNanos(1_483_228_800 * S));
+    }
+
+    #[test]
+    fn day_obs_rolls_over_at_noon_utc() {
+        // BEHAVIOUR.md §2.6: 2026-01-02T11:59Z is day_obs 20260101; 12:00Z is 20260102.
+        let noon = parse_timestamp("2026-01-02T12:00:00").unwrap();
+        assert_eq!(day_obs_of(noon.offset(-60 * S)), 20_260_101);
+        assert_eq!(day_obs_of(noon), 20_260_102);
+        assert_eq!(day_obs_add(20_260_101, -1), Some(20_251_231));
+        assert_eq!(day_obs_add(20_240_228, 1), Some(20_240_229));
+        assert_eq!(day_obs_add(20_241_301, 1), None);
     }
 
     #[test]
