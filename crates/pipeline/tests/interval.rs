@@ -326,7 +326,7 @@ async fn reconciliation_creates_tasks_only_for_missing_items() {
     let pipeline = pipeline_in(dir.path(), &registry, &consdb_url).await;
     // 2025-10-04T13:00Z: the night in progress is 20251004; the window of 3 complete nights is
     // 20251001..=20251003, which holds the fixture's two nights.
-    let clock = std::sync::Arc::new(ManualClock::new(UtcNanos(1_759_582_800 * S)));
+    let clock = Arc::new(ManualClock::new(UtcNanos(1_759_582_800 * S)));
     let store = SchedulerStore::open(
         std::slice::from_ref(&consdb_url),
         StoreOptions::new(SchedulerTable::for_instrument(Instrument::Latiss)).with_clock(clock),
