@@ -301,41 +301,18 @@ impl Night {
     }
 }
 
-/// Unix UTC nanoseconds of 00:00 UTC on the calendar date `day_obs` (`YYYYMMDD`).
+/// Unix UTC nanoseconds of 00:00 UTC on the calendar date `day_obs` (`YYYYMMDD`); 0 for an
+/// invalid date.
 pub fn day_obs_start_utc(day_obs: i64) -> i64 {
-    let (y, m, d) = (day_obs / 10_000, (day_obs / 100) % 100, day_obs % 100);
-    days_from_civil(y, m, d) * 24 * NANOS_PER_HOUR
+    i32::try_from(day_obs)
+        .ok()
+        .and_then(transform_core::time::date_start)
+        .map_or(0, |t| t.0)
 }
 
 /// The observing day of a UTC instant: the UTC date 12 hours earlier, as `YYYYMMDD`.
 pub fn day_obs_of(utc: UtcNanos) -> i64 {
-    let days = (utc.0 - 12 * NANOS_PER_HOUR).div_euclid(24 * NANOS_PER_HOUR);
-    let (y, m, d) = civil_from_days(days);
-    y * 10_000 + m * 100 + d
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day number since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    i64::from(transform_core::time::day_obs_of(utc))
 }
 
 /// The exposures and visits: evenly spaced slots, each exposure starting 2–5 s into its slot and

@@ -86,13 +86,7 @@ pub async fn connect_postgres(
 }
 
 fn connect_error(shown: &str, e: &tokio_postgres::Error, secrets: &[&str]) -> DbError {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
+    let message = transform_core::error_chain(e);
     // Wrong password, unknown role or database, or no access: retrying will not help.
     let permanent = e.code().is_some_and(|c| {
         let code = c.code();

@@ -212,13 +212,7 @@ impl HttpSource {
             };
         }
         // reqwest's message names the URL, which never holds credentials here; redact anyway.
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
+        let message = transform_core::error_chain(e);
         EfdError::Connect {
             endpoint: self.endpoint.clone(),
             topic: topic.to_owned(),

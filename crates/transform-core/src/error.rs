@@ -96,3 +96,16 @@ impl fmt::Display for ProblemList<'_> {
         Ok(())
     }
 }
+
+/// An error and its chain of sources as one line, `outer: inner: ...` (lower layers often hide the
+/// useful part, such as "connection refused", in a source).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}

@@ -34,7 +34,7 @@ pub use config::{
     AggregateFn, Column, Config, Datatype, Field, FitBasis, Function, InfluxDuration,
     PreAggregation, Subset, SubsetScalar, SubsetValue, Table, Topic,
 };
-pub use error::{CoreError, Problem};
+pub use error::{CoreError, Problem, error_chain};
 pub use eval::{DataIssue, Item, ItemKind, PreparedColumn, UnpivotedValue};
 pub use frame::{ColumnData, Frame, FrameColumn};
 pub use instrument::Instrument;

@@ -256,8 +256,8 @@ pub fn day_obs_of(t: UtcNanos) -> i32 {
     i32::try_from(y * 10_000 + m * 100 + d).unwrap_or(i32::MAX)
 }
 
-/// The day_obs `n` days after (negative: before) `day_obs`; `None` when it is not a valid date.
-pub fn day_obs_add(day_obs: i32, n: i64) -> Option<i32> {
+/// 00:00 UTC of the calendar date `day_obs` (`YYYYMMDD`); `None` when it is not a valid date.
+pub fn date_start(day_obs: i32) -> Option<UtcNanos> {
     let (y, m, d) = (
         i64::from(day_obs / 10_000),
         i64::from(day_obs / 100 % 100),
@@ -266,7 +266,13 @@ pub fn day_obs_add(day_obs: i32, n: i64) -> Option<i32> {
     if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
         return None;
     }
-    let (y, m, d) = civil_from_days(days_from_civil(y, m, d) + n);
+    Some(UtcNanos(days_from_civil(y, m, d) * 24 * NANOS_PER_HOUR))
+}
+
+/// The day_obs `n` days after (negative: before) `day_obs`; `None` when it is not a valid date.
+pub fn day_obs_add(day_obs: i32, n: i64) -> Option<i32> {
+    let days = date_start(day_obs)?.0 / (24 * NANOS_PER_HOUR);
+    let (y, m, d) = civil_from_days(days + n);
     i32::try_from(y * 10_000 + m * 100 + d).ok()
 }
 
@@ -364,6 +370,7 @@ mod tests {
         assert_eq!(day_obs_add(20_260_101, -1), Some(20_251_231));
         assert_eq!(day_obs_add(20_240_228, 1), Some(20_240_229));
         assert_eq!(day_obs_add(20_241_301, 1), None);
+        assert_eq!(date_start(19_700_102), Some(UtcNanos(86_400 * S)));
     }
 
     #[test]
