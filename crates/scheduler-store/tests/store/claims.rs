@@ -323,7 +323,10 @@ async fn eight_claimers_claim_each_task_once(f: &Fixture) {
                     assert_eq!(task.claimed_by.as_deref(), Some(owner.as_str()));
                     mine.push(task.id);
                 }
-                tokio::task::yield_now().await;
+                // Hold no lock while "working", as a worker does: without this
+                // pause SQLite's unfair lock may let one claimer take every task,
+                // which is correct but proves nothing about competition.
+                tokio::time::sleep(Duration::from_millis(3)).await;
             }
             (owner, mine)
         });
