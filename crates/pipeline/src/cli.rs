@@ -74,6 +74,10 @@ pub struct CommonArgs {
     /// Seconds a task in flight may take to finish after SIGTERM/SIGINT.
     #[arg(long = "grace-period", default_value_t = 25)]
     pub grace_period: u64,
+    /// Seconds a claimed task stays ours without a heartbeat (heartbeats every third of it); after
+    /// a crash, other processes may take the task over once it has passed.
+    #[arg(long = "lease", env = "LEASE_SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(3..))]
+    pub lease: u64,
     /// Validate the config and print its plan, without connecting anywhere.
     #[arg(long = "check-config")]
     pub check_config: bool,
@@ -138,12 +142,12 @@ impl CommonArgs {
         self.repo.as_deref().filter(|r| !r.is_empty())
     }
 
-    /// How the task loop runs: `--workers`, a `host:pid` owner, a 2-minute lease, the grace period.
+    /// How the task loop runs: `--workers`, a `host:pid` owner, `--lease`, the grace period.
     pub fn run_options(&self) -> RunOptions {
         RunOptions {
             workers: self.workers,
             owner: crate::signals::owner_name(),
-            lease: std::time::Duration::from_secs(120),
+            lease: std::time::Duration::from_secs(self.lease),
             default_timewindow_minutes: i64::from(self.timewindow),
             grace_period: std::time::Duration::from_secs(self.grace_period),
         }

@@ -52,6 +52,7 @@ pub async fn job(
             "the start must be earlier than the end".into(),
         ));
     }
+    recover_orphans(store).await?;
     let range = if job.resume {
         tracing::info!(
             message = "Resuming the range's idle tasks.",
@@ -102,6 +103,21 @@ pub async fn job(
     Ok(summary)
 }
 
+/// Marks failed the running tasks whose worker's lease expired (a crashed or killed process), so
+/// this run or the monitor retries them; the reference's `orphaned_tasks_marked_failed`, but tasks
+/// of live workers elsewhere keep running.
+async fn recover_orphans(store: &SchedulerStore) -> Result<usize, PipelineError> {
+    let recovered = store.recover_expired_leases().await?.into_value().len();
+    if recovered > 0 {
+        tracing::info!(
+            message = "Tasks of dead workers marked failed.",
+            event = "orphaned_tasks_marked_failed",
+            count = recovered
+        );
+    }
+    Ok(recovered)
+}
+
 /// Runs cronjob mode.
 pub async fn cronjob(
     pipeline: &Pipeline,
@@ -112,6 +128,7 @@ pub async fn cronjob(
     run: &RunOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunSummary, PipelineError> {
+    recover_orphans(store).await?;
     let spec = TaskSpec {
         butler_repo: repo.to_owned(),
         interval_minutes,
@@ -200,7 +217,7 @@ pub async fn monitor_retries(
     run: &RunOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunSummary, PipelineError> {
-    let recovered = store.recover_expired_leases().await?.into_value();
+    let recovered = recover_orphans(store).await?;
     let now = store.clock().now();
     let mut stale = Vec::new();
     let mut retry = Vec::new();
@@ -221,7 +238,7 @@ pub async fn monitor_retries(
     tracing::info!(
         message = "Failure monitor selected tasks.",
         event = "failure_monitor_selected_tasks",
-        recovered = recovered.len(),
+        recovered,
         stale = staled.len(),
         retry = retry.len()
     );
