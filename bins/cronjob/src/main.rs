@@ -26,7 +26,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let common = cli.common.clone();
-    run_binary(&common, run(cli))
+    run_binary("cronjob", &common, run(cli))
 }
 
 async fn run(cli: Cli) -> ExitCode {

@@ -42,7 +42,11 @@ fn a_cron_run_creates_the_current_task_and_waits_for_it_to_be_due() {
         "{out}{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(out.contains("event=\"tasks_created\" count=1"), "{out}");
+    assert!(out.contains("event=tasks_created count=1 "), "{out}");
+    assert!(
+        out.contains("event=cronjob_check_pending_tasks pending=0 created=1"),
+        "{out}"
+    );
     assert!(
         out.contains("tasks=0"),
         "the new task is not due for 5 minutes: {out}"
@@ -50,5 +54,8 @@ fn a_cron_run_creates_the_current_task_and_waits_for_it_to_be_due() {
     let second = run();
     let out = String::from_utf8_lossy(&second.stdout).into_owned();
     assert_eq!(second.status.code(), Some(0), "{out}");
-    assert!(out.contains("event=\"tasks_created\" count=0"), "{out}");
+    assert!(
+        out.contains("event=cronjob_check_pending_tasks pending=1 created=0"),
+        "no new task while one is pending: {out}"
+    );
 }

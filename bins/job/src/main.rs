@@ -3,13 +3,15 @@
 //!
 //! A thin binary: it parses options (every flag also reads the variable the Kubernetes manifests
 //! set), opens the pipeline and runs job mode. Exit codes: 0 all tasks completed; 1 configuration or
-//! startup error; 3 some tasks failed (they are recorded); 130/143 after SIGINT/SIGTERM.
+//! startup error; 3 some tasks failed (they are recorded); 130/143 after SIGINT/SIGTERM. Progress
+//! shows as a bar when stderr is a terminal, else as `event=job_progress` log lines.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use pipeline::cli::{CommonArgs, open_pipeline, parse_instant, run_binary, startup_error};
 use pipeline::modes::{JobOptions, job};
+use pipeline::progress::{Progress, ProgressDisplay};
 use transform_core::UtcNanos;
 
 #[derive(Debug, Parser)]
@@ -35,14 +37,17 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let common = cli.common.clone();
-    run_binary(&common, run(cli))
+    run_binary("job", &common, run(cli))
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let (pipeline, store) = match open_pipeline(&cli.common).await {
+    let (mut pipeline, store) = match open_pipeline(&cli.common).await {
         Ok(p) => p,
         Err(code) => return code,
     };
+    // A bar when stderr is a terminal, else `event=job_progress` lines.
+    let progress = std::sync::Arc::new(Progress::new(ProgressDisplay::detect()));
+    pipeline.set_progress(progress.clone());
     let (signal, shutdown) = pipeline::signals::watch_signals();
     let run = cli.common.run_options();
     let (Some(start), Some(end)) = (cli.start, cli.end) else {
@@ -58,7 +63,9 @@ async fn run(cli: Cli) -> ExitCode {
         resume: cli.resume,
         repo: cli.common.repo().unwrap_or_default().to_owned(),
     };
-    match job(&pipeline, &store, &job_options, &run, shutdown).await {
+    let outcome = job(&pipeline, &store, &job_options, &run, shutdown).await;
+    progress.finish();
+    match outcome {
         Ok(summary) => pipeline::signals::exit_code(&summary, signal.received()),
         Err(e) => startup_error(&e),
     }

@@ -95,8 +95,14 @@ fn a_job_over_a_range_completes_its_tasks_and_exits_0() {
 
     let mut c = job();
     common(&mut c);
-    // CONSDB_URL as the manifests set it (space-separated list).
-    let out = c.arg("--migrate").env("CONSDB_URL", &db).output().unwrap();
+    // CONSDB_URL as the manifests set it (space-separated list); LOG_FILE gets the lines too.
+    let logfile = dir.path().join("logs/job.log");
+    let out = c
+        .arg("--migrate")
+        .env("CONSDB_URL", &db)
+        .env("LOG_FILE", &logfile)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -104,10 +110,71 @@ fn a_job_over_a_range_completes_its_tasks_and_exits_0() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("task_processing_summary"), "{stdout}");
     assert!(
-        stdout.contains("completed=4"),
+        stdout.contains("event=task_processing_summary tasks=4 completed=4 failed=0"),
         "four 5-minute tasks: {stdout}"
+    );
+    // The reference's line format: `YYYY-MM-DDTHH:MM:SSZ [LEVEL] event=name key=value ...`.
+    for line in stdout.lines() {
+        let (stamp, rest) = line.split_at(20);
+        assert!(
+            stamp.len() == 20
+                && stamp.as_bytes()[10] == b'T'
+                && stamp.ends_with('Z')
+                && stamp[..10].bytes().filter(|b| *b == b'-').count() == 2,
+            "timestamp of {line}"
+        );
+        assert!(
+            rest.starts_with(" [INFO] event=") || rest.starts_with(" [WARNING] event="),
+            "level and event of {line}"
+        );
+    }
+    for event in [
+        "execution_config mode=job instrument=latiss",
+        "tasks_created count=4 ",
+        "task_impact_scope ",
+        "task_completed id=",
+        "runtime mode=job",
+    ] {
+        assert!(
+            stdout.contains(&format!("event={event}")),
+            "{event}: {stdout}"
+        );
+    }
+    // Not on a terminal: progress lines, the last one complete.
+    assert!(
+        stdout.contains("event=job_progress tasks_done=4 tasks_total=4 failed=0"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_to_string(&logfile).unwrap(), stdout);
+
+    // --resume with nothing idle left, in JSON: one object per line, the same events.
+    let mut c = job();
+    common(&mut c);
+    let out = c
+        .args(["-d", &db, "--resume", "--log-format", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let events: Vec<String> = stdout
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+            value["fields"]["event"].as_str().unwrap_or("").to_owned()
+        })
+        .collect();
+    for event in [
+        "execution_config",
+        "job_resume_idle_tasks",
+        "task_processing_summary",
+    ] {
+        assert!(events.iter().any(|e| e == event), "{event}: {stdout}");
+    }
+    assert!(
+        stdout.contains(r#""tasks":0"#),
+        "nothing left to resume: {stdout}"
     );
 }
 

@@ -51,7 +51,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let common = cli.common.clone();
-    run_binary(&common, run(cli))
+    let mode = match cli.command {
+        Some(Command::Status { .. }) => "status",
+        None => "monitor",
+    };
+    run_binary(mode, &common, run(cli))
 }
 
 async fn run(cli: Cli) -> ExitCode {

@@ -130,7 +130,7 @@ impl ButlerReader {
                 let target = resolve_postgres(target, env, auth.as_ref(), true)?;
                 let shown = target.redacted();
                 let conn = connect_postgres(&target, true).await?;
-                tracing::debug!(message = "Butler registry connected.", registry = %shown, namespace = ?section.namespace);
+                tracing::debug!(message = "Butler registry connected.", event = "butler_registry_connected", registry = %shown, namespace = ?section.namespace);
                 Ok(ButlerReader {
                     connection: Connection::Postgres {
                         conn: Box::new(conn),
@@ -213,6 +213,7 @@ impl ButlerReader {
         if set.skipped() > 0 {
             tracing::info!(
                 message = "Butler records skipped.",
+                event = "butler_records_skipped",
                 element = element.as_str(),
                 instrument = %instrument,
                 no_timespan = set.skipped_no_timespan,

@@ -548,7 +548,7 @@ impl Plan {
             },
         };
         let builder = builder.with_credentials(Arc::new(StaticCredentialProvider::new(credential)));
-        tracing::debug!(
+        tracing::debug!(event = "s3_object_fetch",
             object = %self.object,
             endpoint = %self.endpoint_shown,
             region = %self.region,

@@ -206,6 +206,7 @@ impl ConsDb {
                 if !plan.missing.is_empty() {
                     tracing::info!(
                         message = "Migrated the ConsDB schema.",
+                        event = "consdb_migrated",
                         database = %plan.database,
                         schema = %schema.name(),
                         added = plan.missing.len()
@@ -273,6 +274,7 @@ impl ConsDb {
         outcome.rows = self.primary.run(auth, schema, write_one).await?;
         tracing::debug!(
             message = "Upserted on the primary.",
+            event = "db_write_succeeded",
             operation = %upsert.operation,
             database = %self.primary.label,
             rows = outcome.rows
@@ -281,6 +283,7 @@ impl ConsDb {
             match replica.run(auth, schema, write_one).await {
                 Ok(rows) => tracing::debug!(
                     message = "Upserted on a replica.",
+                    event = "db_write_succeeded",
                     operation = %upsert.operation,
                     replica = %replica.label,
                     rows
@@ -348,6 +351,7 @@ impl ConsDb {
 fn replica_failed(replica: &str, operation: &str, error: &WriterError) -> ReplicaFailure {
     tracing::error!(
         message = "Replica write failed.",
+        event = "db_write_failed",
         replica = %replica,
         operation = %operation,
         error = %error

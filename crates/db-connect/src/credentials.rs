@@ -291,7 +291,7 @@ pub fn resolve_postgres(
             &database,
         )?
     {
-        tracing::debug!(message = "Database password from db-auth.", origin = auth.origin(), target = %target.redacted());
+        tracing::debug!(message = "Database password from db-auth.", event = "db_auth_password_used", origin = auth.origin(), target = %target.redacted());
         if target.user.is_none() {
             target.user = user;
         }

@@ -104,6 +104,7 @@ impl FileSource {
             .collect();
         tracing::info!(
             message = "Loaded the line-protocol file.",
+            event = "efd_file_loaded",
             path = %shown,
             gzip,
             measurements = measurements.len(),

@@ -98,6 +98,7 @@ impl HttpSource {
                     let delay = self.backoff(attempt);
                     tracing::warn!(
                         message = "EFD request failed; retrying.",
+                        event = "influx_request_retry",
                         topic,
                         attempt,
                         max_attempts = attempts,
@@ -135,7 +136,13 @@ impl HttpSource {
         let _permit = self.permits.acquire().await.map_err(|_| EfdError::Config {
             message: "the EFD source was shut down".to_owned(),
         })?;
-        tracing::debug!(message = "EFD query.", topic, attempt, statement);
+        tracing::debug!(
+            message = "EFD query.",
+            event = "efd_query",
+            topic,
+            attempt,
+            statement
+        );
         let chunk_size = self.options.chunk_size.to_string();
         let mut request = self
             .client
@@ -347,6 +354,7 @@ impl EfdSource for HttpSource {
         if chunked {
             tracing::debug!(
                 message = "Chunked EFD select.",
+                event = "influx_chunked_query",
                 topic = select.topic,
                 fields = select.fields.len(),
                 chunks = statements.len()

@@ -56,6 +56,7 @@ pub(crate) async fn query<S: EfdSource + ?Sized>(
             }
             tracing::warn!(
                 message = "Packed base field not found in the EFD; its columns get no values.",
+                event = "influx_packed_base_missing",
                 topic = %query.topic,
                 base = %base
             );

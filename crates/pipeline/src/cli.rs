@@ -154,14 +154,21 @@ impl CommonArgs {
     }
 }
 
-/// Sets up logging from `LOG_LEVEL` and the options, then runs `work` on a multi-threaded runtime;
-/// exit code 1 if the runtime cannot start.
-pub fn run_binary<F>(common: &CommonArgs, work: F) -> std::process::ExitCode
+/// Sets up logging from `LOG_LEVEL` and the options, logs `event=execution_config`, then runs
+/// `work` on a multi-threaded runtime and logs `event=runtime`; exit code 1 if the runtime cannot
+/// start.
+///
+/// `mode` names what runs (`job`, `cronjob`, `monitor`); `status` is quiet: it logs only warnings
+/// unless `LOG_LEVEL` says otherwise, so its report stands alone on stdout.
+pub fn run_binary<F>(mode: &str, common: &CommonArgs, work: F) -> std::process::ExitCode
 where
     F: Future<Output = std::process::ExitCode>,
 {
-    let level = std::env::var("LOG_LEVEL").ok();
-    init_logging(
+    let level = std::env::var("LOG_LEVEL")
+        .ok()
+        .filter(|l| !l.trim().is_empty())
+        .or_else(|| (mode == "status").then(|| "warn".to_owned()));
+    crate::logging::init_logging(
         common.log_format,
         common.logfile.as_deref(),
         level.as_deref(),
@@ -169,13 +176,33 @@ where
     if common.check_config {
         return check_config(common);
     }
-    match tokio::runtime::Runtime::new() {
+    let began = std::time::Instant::now();
+    tracing::info!(
+        message = "Execution config.",
+        event = "execution_config",
+        mode,
+        instrument = %common.instrument,
+        repo = common.repo().unwrap_or(""),
+        timedelta_min = common.timedelta,
+        timewindow_min = common.timewindow,
+        workers = common.workers,
+        compat = ?common.compat,
+        version = env!("CARGO_PKG_VERSION")
+    );
+    let code = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(work),
         Err(e) => {
-            tracing::error!(message = "Cannot start the runtime.", error = %e);
+            tracing::error!(message = "Cannot start the runtime.", event = "processing_failed", error = %e);
             std::process::ExitCode::from(1)
         }
-    }
+    };
+    tracing::info!(
+        message = "Runtime.",
+        event = "runtime",
+        mode,
+        duration_s = began.elapsed().as_secs_f64()
+    );
+    code
 }
 
 /// Opens the pipeline `common` describes, reading variables from the process environment; on
@@ -237,34 +264,4 @@ pub fn parse_instant(text: &str) -> Result<transform_core::UtcNanos, String> {
     transform_core::time::parse_timestamp(text).ok_or_else(|| {
         format!("`{text}` is not an ISO 8601 UTC date-time (e.g. 2025-10-02T03:00:00)")
     })
-}
-
-/// Sets up logging at `LOG_LEVEL` (default INFO) to stdout and, when given, a file.
-pub fn init_logging(format: LogFormat, logfile: Option<&std::path::Path>, level: Option<&str>) {
-    use tracing_subscriber::fmt::writer::MakeWriterExt as _;
-    let filter = tracing_subscriber::EnvFilter::new(level.unwrap_or("info").to_ascii_lowercase());
-    let file = logfile.and_then(|p| {
-        if let Some(dir) = p.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .ok()
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false);
-    match (format, file) {
-        (LogFormat::Json, Some(f)) => builder
-            .json()
-            .with_writer(std::io::stdout.and(std::sync::Mutex::new(f)))
-            .init(),
-        (LogFormat::Json, None) => builder.json().with_writer(std::io::stdout).init(),
-        (LogFormat::Text, Some(f)) => builder
-            .with_writer(std::io::stdout.and(std::sync::Mutex::new(f)))
-            .init(),
-        (LogFormat::Text, None) => builder.with_writer(std::io::stdout).init(),
-    }
 }

@@ -19,8 +19,10 @@
 
 pub mod cli;
 mod error;
+pub mod logging;
 pub mod modes;
 mod open;
+pub mod progress;
 mod reconcile;
 mod runner;
 pub mod signals;
@@ -66,6 +68,7 @@ pub struct Pipeline {
     efd: EfdClient,
     butler: Mutex<ButlerReader>,
     consdb: Mutex<ConsDb>,
+    progress: Option<Arc<progress::Progress>>,
 }
 
 impl Pipeline {
@@ -84,7 +87,18 @@ impl Pipeline {
             efd,
             butler: Mutex::new(butler),
             consdb: Mutex::new(consdb),
+            progress: None,
         }
+    }
+
+    /// Reports every finished task to `progress` (job mode's bar or progress lines).
+    pub fn set_progress(&mut self, progress: Arc<progress::Progress>) {
+        self.progress = Some(progress);
+    }
+
+    /// Where finished tasks are reported, if anywhere.
+    pub fn progress(&self) -> Option<&Arc<progress::Progress>> {
+        self.progress.as_ref()
     }
 
     /// The transformer (and through it the query plan).
@@ -122,16 +136,17 @@ impl Pipeline {
         let exposures: Vec<Item> = exposures.records.iter().map(item).collect();
         let visits: Vec<Item> = visits.records.iter().map(item).collect();
         if exposures.is_empty() && visits.is_empty() {
-            tracing::debug!(message = "No exposures or visits in the interval.");
+            tracing::debug!(message = "No exposures or visits found for the period.");
             return Ok(counts);
         }
+        log_impact_scope(start, end, &exposures, &visits);
         let rows = self
             .transformer
             .transform(&self.efd, padded, &exposures, &visits)
             .await?;
         counts.empty_groups = rows.empty_groups;
         for (column, issue) in &rows.data_issues {
-            tracing::warn!(message = "Column data cannot be aggregated.", column = %column, issue = %issue);
+            tracing::warn!(message = "Column data cannot be aggregated.", event = "column_values_unusable", column = %column, issue = %issue);
         }
         let mut consdb = self.consdb.lock().await;
         for batch in [&rows.exposures, &rows.visits] {
@@ -156,6 +171,36 @@ impl Pipeline {
         }
         Ok(counts)
     }
+}
+
+/// `event=task_impact_scope`: what a task is about to write (the reference's line, which operators
+/// use to find the task behind a ConsDB row).
+fn log_impact_scope(start: UtcNanos, end: UtcNanos, exposures: &[Item], visits: &[Item]) {
+    let day_obs = || exposures.iter().chain(visits).map(|i| i.day_obs);
+    let (day_obs_min, day_obs_max) = (day_obs().min(), day_obs().max());
+    let span = |items: &[Item]| {
+        (
+            items.iter().map(|i| i.id).min(),
+            items.iter().map(|i| i.id).max(),
+        )
+    };
+    let (exposure_id_min, exposure_id_max) = span(exposures);
+    let (visit_id_min, visit_id_max) = span(visits);
+    tracing::info!(
+        message = "Task impact scope.",
+        event = "task_impact_scope",
+        start_time = %transform_core::time::format_isot(start),
+        end_time = %transform_core::time::format_isot(end),
+        day_obs = day_obs_min.filter(|_| day_obs_min == day_obs_max),
+        day_obs_min,
+        day_obs_max,
+        exposure_id_min,
+        exposure_id_max,
+        visit_id_min,
+        visit_id_max,
+        exposure_count = exposures.len(),
+        visit_count = visits.len()
+    );
 }
 
 fn item(r: &DimensionRecord) -> Item {

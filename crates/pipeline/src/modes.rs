@@ -66,39 +66,31 @@ pub async fn job(
             timewindow: job.timewindow_minutes,
             status: TaskStatus::Idle,
         };
-        let created = store
-            .create_tasks(job.start, job.end, &spec)
-            .await?
-            .into_value();
-        tracing::info!(
-            message = "Tasks created.",
-            event = "tasks_created",
-            count = created.len()
+        tracing::debug!(
+            message = "Creating the range's tasks.",
+            event = "job_create_tasks",
+            start_time = %transform_core::time::format_isot(job.start),
+            end_time = %transform_core::time::format_isot(job.end)
         );
+        // The store logs `event=tasks_created`.
+        let _created = store.create_tasks(job.start, job.end, &spec).await?;
         None
     };
-    let retried = pipeline
-        .run(
-            store,
-            &Selection::Failed {
-                repo: job.repo.clone(),
-                max_retries: MAX_RETRIES,
-            },
-            run,
-            shutdown.clone(),
-        )
-        .await?;
-    let mut summary = pipeline
-        .run(
-            store,
-            &Selection::Idle {
-                repo: job.repo.clone(),
-                range,
-            },
-            run,
-            shutdown,
-        )
-        .await?;
+    let failed = Selection::Failed {
+        repo: job.repo.clone(),
+        max_retries: MAX_RETRIES,
+    };
+    let idle = Selection::Idle {
+        repo: job.repo.clone(),
+        range,
+    };
+    if let Some(progress) = pipeline.progress() {
+        for selection in [&failed, &idle] {
+            progress.add_total(store.select(selection).await?.len() as u64);
+        }
+    }
+    let retried = pipeline.run(store, &failed, run, shutdown.clone()).await?;
+    let mut summary = pipeline.run(store, &idle, run, shutdown).await?;
     summary.add(&retried);
     Ok(summary)
 }
@@ -150,10 +142,10 @@ pub async fn cronjob(
         0
     };
     tracing::info!(
-        message = "Tasks created.",
-        event = "tasks_created",
-        count = created,
-        pending
+        message = "Checked the pending tasks.",
+        event = "cronjob_check_pending_tasks",
+        pending,
+        created
     );
     pipeline
         .run(

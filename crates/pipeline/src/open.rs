@@ -67,6 +67,7 @@ impl Pipeline {
             let report = consdb.migrate(MigrateMode::Apply).await?;
             tracing::info!(
                 message = "ConsDB migration applied.",
+                event = "consdb_migration_applied",
                 statements = report.primary.statements.len(),
                 replica_failures = report.replica_failures.len()
             );
@@ -99,6 +100,7 @@ impl Pipeline {
         let butler = ButlerReader::open(&options.repo, env).await?;
         tracing::info!(
             message = "Pipeline ready.",
+            event = "consdb_schema_warning",
             event = "db_targets_configured",
             instrument = %options.instrument,
             databases = ?consdb.databases(),

@@ -164,8 +164,13 @@ impl Pipeline {
             message = "Task processing start.",
             event = "task_processing_start",
             id = task.id.0,
-            retry = task.retries
+            start_time = %transform_core::time::format_isot(task.start),
+            end_time = %transform_core::time::format_isot(task.end),
+            timewindow = minutes,
+            retry = task.retries,
+            worker = owner
         );
+        let began = std::time::Instant::now();
         let created_at = store.clock().now();
         let work = self.process_interval(
             task.start,
@@ -199,6 +204,7 @@ impl Pipeline {
                 let released = store.release(task.id, owner).await?.into_value();
                 tracing::warn!(
                     message = "Task released unfinished at shutdown.",
+                    event = "task_released",
                     id = task.id.0,
                     released
                 );
@@ -215,12 +221,28 @@ impl Pipeline {
                     .await?
                     .into_value();
                 if applied {
+                    tracing::info!(
+                        message = "Task completed.",
+                        event = "task_completed",
+                        id = task.id.0,
+                        exposures = counts.exposures,
+                        visits = counts.visits,
+                        unpivoted = counts.unpivoted,
+                        empty_groups = counts.empty_groups,
+                        skipped_records = counts.skipped_records,
+                        replica_failures = counts.replica_failures,
+                        duration_s = began.elapsed().as_secs_f64()
+                    );
                     summary.completed += 1;
                     summary.exposures += counts.exposures;
                     summary.visits += counts.visits;
+                    if let Some(progress) = &self.progress {
+                        progress.task_finished(false, counts.exposures, counts.visits);
+                    }
                 } else {
                     tracing::warn!(
                         message = "Task was reclaimed by another worker; result not recorded.",
+                        event = "task_result_discarded",
                         id = task.id.0
                     );
                 }
@@ -230,6 +252,9 @@ impl Pipeline {
                 tracing::error!(message = "Task processing failed.", event = "task_processing_failed", id = task.id.0, transient = e.is_transient(), error = %text);
                 let _ = store.fail(task.id, owner, &text).await?;
                 summary.failed += 1;
+                if let Some(progress) = &self.progress {
+                    progress.task_finished(true, 0, 0);
+                }
             }
         }
         Ok(())

@@ -42,6 +42,7 @@ pub fn watch_signals() -> (SignalState, watch::Receiver<bool>) {
         seen.store(number, Ordering::SeqCst);
         tracing::warn!(
             message = "Shutdown requested; finishing or releasing the tasks in flight.",
+            event = "signal_handlers_failed",
             event = "shutdown_signal_received",
             signal = number
         );
@@ -61,7 +62,15 @@ pub fn owner_name() -> String {
 /// The exit code of a finished run: 128 + signal after a signal, 3 when tasks failed, else 0.
 pub fn exit_code(summary: &RunSummary, signal: Option<i32>) -> std::process::ExitCode {
     let code: u8 = match signal {
-        Some(n) => u8::try_from(128 + n).unwrap_or(1),
+        Some(n) => {
+            tracing::warn!(
+                message = "Shutdown completed.",
+                event = "shutdown_completed",
+                signal = n,
+                released = summary.released
+            );
+            u8::try_from(128 + n).unwrap_or(1)
+        }
         None if summary.failed > 0 => 3,
         None => 0,
     };

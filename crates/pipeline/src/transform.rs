@@ -104,7 +104,7 @@ impl Transformer {
                     match result {
                         Ok(frame) => frames.push(Some(frame)),
                         Err(e) if self.semantics == Semantics::Reference => {
-                            tracing::error!(message = "EFD query failed; topic treated as empty (reference semantics).", topic = %q.topic, error = %e);
+                            tracing::error!(message = "EFD query failed; topic treated as empty (reference semantics).", event = "efd_query_failed", topic = %q.topic, error = %e);
                             frames.push(None);
                         }
                         Err(e) => return Err(e.into()),
@@ -127,7 +127,7 @@ impl Transformer {
             let Some(frame) = frame.as_ref().filter(|f| !f.is_empty()) else {
                 empty_groups += 1;
                 if let Some(topic) = interval.map(|_| &group.topic) {
-                    tracing::warn!(message = "No EFD data for topic.", topic = %topic);
+                    tracing::warn!(message = "No EFD data for topic.", event = "topic_no_data", topic = %topic);
                 }
                 continue;
             };

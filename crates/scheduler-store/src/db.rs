@@ -74,6 +74,7 @@ impl Db {
         if self.in_transaction {
             tracing::warn!(
                 message = "Dropping a connection left in a transaction by a cancelled operation.",
+                event = "connection_dropped",
                 database = %self.shown
             );
             self.conn = None;

@@ -293,6 +293,7 @@ impl SchedulerStore {
         if !applied.is_empty() {
             info!(
                 message = "Scheduler table migrated.",
+                event = "scheduler_migrated",
                 table = %self.table,
                 database = %db.shown(),
                 versions = ?applied
@@ -323,6 +324,7 @@ impl SchedulerStore {
         }
         error!(
             message = "Scheduler replica write failed.",
+            event = "scheduler_replica_write_failed",
             replica = %replica.db.shown(),
             operation,
             error = %e
@@ -392,10 +394,11 @@ impl SchedulerStore {
         drop(inner);
         Order::Start.sort(&mut tasks);
         if tasks.is_empty() {
-            debug!(message = "Tasks created.", count = 0, butler_repo = %spec.butler_repo);
+            debug!(message = "Tasks created.", event = "tasks_created", count = 0, butler_repo = %spec.butler_repo);
         } else {
             info!(
                 message = "Tasks created.",
+                event = "tasks_created",
                 count = tasks.len(),
                 butler_repo = %spec.butler_repo,
                 status = %spec.status,
@@ -435,6 +438,7 @@ impl SchedulerStore {
                     None => {
                         debug!(
                             message = "Cron tasks already scheduled past now.",
+                            event = "cron_tasks_ahead",
                             butler_repo = %spec.butler_repo,
                             last_end = ?last_end.map(format_utc)
                         );
@@ -467,6 +471,7 @@ impl SchedulerStore {
         if fresh.len() < intervals.len() {
             debug!(
                 message = "Skipped intervals that already have an unfinished task.",
+                event = "task_creation_skipped_existing_idle",
                 skipped = intervals.len() - fresh.len(),
                 butler_repo = %spec.butler_repo
             );
@@ -781,6 +786,7 @@ impl SchedulerStore {
         for task in &tasks {
             debug!(
                 message = "Task claimed.",
+                event = "task_claimed",
                 task_id = task.id.0,
                 owner,
                 retries = task.retries
@@ -898,10 +904,17 @@ impl SchedulerStore {
         let replica_failures = self.replicate(&mut inner, operation, &rows, false).await;
         drop(inner);
         if applied {
-            debug!(message = "Task updated.", operation, task_id = id.0, owner);
+            debug!(
+                message = "Task updated.",
+                event = "task_updated",
+                operation,
+                task_id = id.0,
+                owner
+            );
         } else {
             warn!(
                 message = "Task change refused: the owner no longer holds the task.",
+                event = "task_update_refused",
                 operation,
                 task_id = id.0,
                 owner
@@ -951,6 +964,7 @@ impl SchedulerStore {
         for task in &tasks {
             warn!(
                 message = "Task failed: its worker's lease expired.",
+                event = "task_lease_expired",
                 task_id = task.id.0,
                 owner = task.claimed_by.as_deref().unwrap_or(""),
                 error = task.error.as_deref().unwrap_or("")
@@ -1016,7 +1030,7 @@ impl SchedulerStore {
         drop(inner);
         tasks.sort_by_key(|t| t.id);
         if !tasks.is_empty() {
-            info!(message = "Tasks marked stale.", count = tasks.len(), table = %self.table);
+            info!(message = "Tasks marked stale.", event = "tasks_marked_stale", count = tasks.len(), table = %self.table);
         }
         Ok(Replicated {
             value: tasks,
@@ -1097,6 +1111,7 @@ impl SchedulerStore {
             match result {
                 Ok(()) => debug!(
                     message = "Scheduler replica updated.",
+                    event = "scheduler_replica_updated",
                     replica = %replica.db.shown(),
                     operation,
                     rows = rows.len()

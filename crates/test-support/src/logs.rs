@@ -51,6 +51,7 @@ pub fn capture_logs() -> (CapturedLogs, LogGuard) {
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
     let idle = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());

@@ -181,6 +181,12 @@ pub fn hours_to_nanos(hours: f64) -> i64 {
     nanos
 }
 
+/// Formats an instant as ISO 8601 UTC, `YYYY-MM-DDTHH:MM:SS.ffffff` (truncated to the microsecond),
+/// as log lines show times.
+pub fn format_isot(t: UtcNanos) -> String {
+    format_timestamp_micros(t).replacen(' ', "T", 1)
+}
+
 /// Formats an instant as a naive UTC timestamp, `YYYY-MM-DD HH:MM:SS.ffffff` (truncated to the
 /// microsecond), the text both PostgreSQL and SQLite (SQLAlchemy's layout) read as `TIMESTAMP`.
 pub fn format_timestamp_micros(t: UtcNanos) -> String {
@@ -387,6 +393,7 @@ mod tests {
     fn timestamps_format_and_parse() {
         let t = UtcNanos(1_704_067_200_123_456_789);
         assert_eq!(format_timestamp_micros(t), "2024-01-01 00:00:00.123456");
+        assert_eq!(format_isot(t), "2024-01-01T00:00:00.123456");
         assert_eq!(
             parse_timestamp("2024-01-01T00:00:00.123456789Z"),
             Some(UtcNanos(t.0 - 789))
