@@ -72,7 +72,7 @@ pub struct CommonArgs {
     #[arg(long = "migrate")]
     pub migrate: bool,
     /// Seconds a task in flight may take to finish after SIGTERM/SIGINT.
-    #[arg(long = "grace-period", default_value_t = 25)]
+    #[arg(long = "grace-period", env = "GRACE_PERIOD", default_value_t = 25)]
     pub grace_period: u64,
     /// Seconds a claimed task stays ours without a heartbeat (heartbeats every third of it); after
     /// a crash, other processes may take the task over once it has passed.
