@@ -92,6 +92,21 @@ fn a_job_over_a_range_completes_its_tasks_and_exits_0() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("--migrate"));
+    // --dry-run prints the SQL --migrate would run, and runs none of it.
+    let mut c = job();
+    common(&mut c);
+    let out = c.args(["-d", &db, "--dry-run"]).output().unwrap();
+    let sql = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{sql}");
+    assert!(sql.starts_with("-- ConsDB "), "{sql}");
+    assert!(
+        sql.contains("CREATE TABLE") && sql.contains("\"temp_mean\""),
+        "{sql}"
+    );
+    let mut c = job();
+    common(&mut c);
+    let out = c.args(["-d", &db]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "the dry run created nothing");
 
     let mut c = job();
     common(&mut c);

@@ -71,6 +71,10 @@ pub struct CommonArgs {
     /// Apply the additive ConsDB and task-table migrations before running.
     #[arg(long = "migrate")]
     pub migrate: bool,
+    /// Print the SQL that `--migrate` would run on the ConsDB primary (and what the database has
+    /// beyond the config), then exit without changing or processing anything.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
     /// Seconds a task in flight may take to finish after SIGTERM/SIGINT.
     #[arg(long = "grace-period", env = "GRACE_PERIOD", default_value_t = 25)]
     pub grace_period: u64,
@@ -158,8 +162,8 @@ impl CommonArgs {
 /// `work` on a multi-threaded runtime and logs `event=runtime`; exit code 1 if the runtime cannot
 /// start.
 ///
-/// `mode` names what runs (`job`, `cronjob`, `monitor`); `status` is quiet: it logs only warnings
-/// unless `LOG_LEVEL` says otherwise, so its report stands alone on stdout.
+/// `mode` names what runs (`job`, `cronjob`, `monitor`); `status` and `--dry-run` are quiet: they
+/// log only warnings unless `LOG_LEVEL` says otherwise, so their output stands alone on stdout.
 pub fn run_binary<F>(mode: &str, common: &CommonArgs, work: F) -> std::process::ExitCode
 where
     F: Future<Output = std::process::ExitCode>,
@@ -167,7 +171,7 @@ where
     let level = std::env::var("LOG_LEVEL")
         .ok()
         .filter(|l| !l.trim().is_empty())
-        .or_else(|| (mode == "status").then(|| "warn".to_owned()));
+        .or_else(|| (mode == "status" || common.dry_run).then(|| "warn".to_owned()));
     crate::logging::init_logging(
         common.log_format,
         common.logfile.as_deref(),
@@ -206,7 +210,8 @@ where
 }
 
 /// Opens the pipeline `common` describes, reading variables from the process environment; on
-/// failure logs the error and gives exit code 1.
+/// failure logs the error and gives exit code 1. With `--dry-run` it prints the ConsDB migration
+/// SQL instead and gives exit code 0 (or 1), so the binary stops there.
 pub async fn open_pipeline(
     common: &CommonArgs,
 ) -> Result<(crate::Pipeline, scheduler_store::SchedulerStore), std::process::ExitCode> {
@@ -214,6 +219,18 @@ pub async fn open_pipeline(
     let options = common
         .pipeline_options(&env)
         .map_err(|e| startup_error(&e))?;
+    if common.dry_run {
+        return Err(match crate::open::migration_dry_run(&options, &env).await {
+            Ok(sql) => {
+                #[allow(clippy::print_stdout)] // The SQL is the output the operator asked for.
+                {
+                    print!("{sql}");
+                }
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => startup_error(&e),
+        });
+    }
     crate::Pipeline::open(&options, &env)
         .await
         .map_err(|e| startup_error(&e))

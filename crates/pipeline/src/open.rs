@@ -37,6 +37,54 @@ pub struct PipelineOptions {
     pub migrate: bool,
 }
 
+/// The SQL that `--migrate` would run on the ConsDB primary for `options`, with what the database
+/// has beyond the config as `--` comments; connects only to the ConsDB primary and changes nothing.
+pub async fn migration_dry_run(
+    options: &PipelineOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, PipelineError> {
+    let (config, urls, db_auth) = consdb_parts(options, env)?;
+    let schema = EfdSchema::new(&config, options.instrument)?;
+    let mut consdb = ConsDb::connect(schema, &urls[..1], db_auth).await?;
+    let plan = consdb.plan_migration().await?;
+    let mut text = format!(
+        "-- ConsDB {}: {} statement(s) to add what the config needs.\n",
+        plan.database,
+        plan.statements.len()
+    );
+    for extra in &plan.extra {
+        text.push_str(&format!("-- kept, not in the config: {extra}\n"));
+    }
+    text.push_str(&plan.sql());
+    Ok(text)
+}
+
+/// The config, the parsed ConsDB URLs and db-auth, checked in the order that gives the clearest
+/// message first.
+fn consdb_parts(
+    options: &PipelineOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Arc<Config>, Vec<DbUrl>, Option<DbAuth>), PipelineError> {
+    let config = Arc::new(Config::load(&options.config_path)?);
+    if options.db_urls.is_empty() {
+        return Err(PipelineError::Usage(
+            "no ConsDB URL: give -d/--db or set CONSDB_URL".to_owned(),
+        ));
+    }
+    let urls = options
+        .db_urls
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            DbUrl::parse(u).map_err(|e| {
+                PipelineError::Usage(format!("ConsDB URL number {} is unusable: {e}", i + 1))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let db_auth = DbAuth::load(env).map_err(|e| PipelineError::Usage(e.to_string()))?;
+    Ok((config, urls, db_auth))
+}
+
 impl Pipeline {
     /// Opens every part and returns the pipeline with its scheduler store. `env` is where
     /// environment variables come from.
@@ -44,23 +92,7 @@ impl Pipeline {
         options: &PipelineOptions,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(Pipeline, SchedulerStore), PipelineError> {
-        let config = Arc::new(Config::load(&options.config_path)?);
-        if options.db_urls.is_empty() {
-            return Err(PipelineError::Usage(
-                "no ConsDB URL: give -d/--db or set CONSDB_URL".to_owned(),
-            ));
-        }
-        let urls = options
-            .db_urls
-            .iter()
-            .enumerate()
-            .map(|(i, u)| {
-                DbUrl::parse(u).map_err(|e| {
-                    PipelineError::Usage(format!("ConsDB URL number {} is unusable: {e}", i + 1))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let db_auth = DbAuth::load(env).map_err(|e| PipelineError::Usage(e.to_string()))?;
+        let (config, urls, db_auth) = consdb_parts(options, env)?;
         let schema = EfdSchema::new(&config, options.instrument)?;
         let mut consdb = ConsDb::connect(schema, &urls, db_auth.clone()).await?;
         if options.migrate {
@@ -94,13 +126,12 @@ impl Pipeline {
         store_options.db_auth = db_auth;
         let store = SchedulerStore::open(&urls, store_options).await?;
         if let Some(warning) = options.efd.auth_warning() {
-            tracing::warn!(message = %warning);
+            tracing::warn!(message = %warning, event = "efd_auth_warning");
         }
         let efd = EfdClient::open(options.efd.clone()).await?;
         let butler = ButlerReader::open(&options.repo, env).await?;
         tracing::info!(
             message = "Pipeline ready.",
-            event = "consdb_schema_warning",
             event = "db_targets_configured",
             instrument = %options.instrument,
             databases = ?consdb.databases(),
