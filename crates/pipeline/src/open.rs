@@ -59,12 +59,15 @@ pub async fn migration_dry_run(
     Ok(text)
 }
 
+/// The config, the parsed ConsDB URLs (primary first) and the db-auth rules.
+type ConsDbParts = (Arc<Config>, Vec<DbUrl>, Option<DbAuth>);
+
 /// The config, the parsed ConsDB URLs and db-auth, checked in the order that gives the clearest
 /// message first.
 fn consdb_parts(
     options: &PipelineOptions,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Arc<Config>, Vec<DbUrl>, Option<DbAuth>), PipelineError> {
+) -> Result<ConsDbParts, PipelineError> {
     let config = Arc::new(Config::load(&options.config_path)?);
     if options.db_urls.is_empty() {
         return Err(PipelineError::Usage(
