@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pipeline::ReconcileOptions;
-use pipeline::cli::{CommonArgs, open_pipeline, run_binary, startup_error};
+use pipeline::cli::{CommonArgs, open_pipeline, open_store, run_binary, startup_error};
 use pipeline::modes::monitor_retries;
 
 #[derive(Debug, Parser)]
@@ -59,16 +59,21 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let (pipeline, store) = match open_pipeline(&cli.common).await {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
     if let Some(Command::Status { json }) = cli.command {
+        // The queue only: no Butler, EFD or ConsDB schema needed.
+        let store = match open_store(&cli.common).await {
+            Ok(store) => store,
+            Err(code) => return code,
+        };
         return match pipeline::status::print(&store, cli.common.repo(), json).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => startup_error(&e),
         };
     }
+    let (pipeline, store) = match open_pipeline(&cli.common).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let (signal, shutdown) = pipeline::signals::watch_signals();
     let run = cli.common.run_options();
     let retried = match monitor_retries(

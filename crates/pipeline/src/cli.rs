@@ -236,6 +236,20 @@ pub async fn open_pipeline(
         .map_err(|e| startup_error(&e))
 }
 
+/// Opens only the scheduler store `common` describes (for `efd-monitor status`: the Butler and the
+/// EFD are not contacted); on failure logs the error and gives exit code 1.
+pub async fn open_store(
+    common: &CommonArgs,
+) -> Result<scheduler_store::SchedulerStore, std::process::ExitCode> {
+    let env = |k: &str| std::env::var(k).ok();
+    let options = common
+        .pipeline_options(&env)
+        .map_err(|e| startup_error(&e))?;
+    crate::open::open_store(&options, &env)
+        .await
+        .map_err(|e| startup_error(&e))
+}
+
 /// `--check-config`: validates the config and prints its plan (columns per table, topics, query
 /// groups, queries per task) without connecting anywhere; exit code 1 on an invalid config.
 #[allow(clippy::print_stdout)] // The plan is printed for the operator.

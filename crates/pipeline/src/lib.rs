@@ -38,7 +38,7 @@ use tokio::sync::Mutex;
 use transform_core::{Config, Instrument, Item, Semantics, TimeRange, UtcNanos};
 
 pub use error::PipelineError;
-pub use open::{PipelineOptions, migration_dry_run};
+pub use open::{PipelineOptions, migration_dry_run, open_store};
 pub use reconcile::{ReconcileOptions, day_obs_window};
 pub use runner::{RunOptions, RunSummary};
 pub use transform::{TaskRows, Transformer};

@@ -88,6 +88,18 @@ fn consdb_parts(
     Ok((config, urls, db_auth))
 }
 
+/// Opens only the scheduler store (for `efd-monitor status`): no Butler, EFD or ConsDB schema check.
+pub async fn open_store(
+    options: &PipelineOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SchedulerStore, PipelineError> {
+    let (_, urls, db_auth) = consdb_parts(options, env)?;
+    let mut store_options = StoreOptions::new(SchedulerTable::for_instrument(options.instrument));
+    store_options.migrate = options.migrate;
+    store_options.db_auth = db_auth;
+    Ok(SchedulerStore::open(&urls, store_options).await?)
+}
+
 impl Pipeline {
     /// Opens every part and returns the pipeline with its scheduler store. `env` is where
     /// environment variables come from.
