@@ -38,6 +38,16 @@ impl EfdClient {
     }
 }
 
+impl EfdClient {
+    /// What the source has cost so far (statements, requests, bytes, time in flight).
+    pub fn stats(&self) -> crate::stats::EfdStats {
+        match self {
+            EfdClient::Http(s) => s.stats(),
+            EfdClient::File(s) => s.stats(),
+        }
+    }
+}
+
 impl EfdSource for EfdClient {
     async fn select(&self, select: Select<'_>) -> Result<Frame, EfdError> {
         match self {

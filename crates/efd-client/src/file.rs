@@ -53,6 +53,7 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub struct FileSource {
     path: String,
     measurements: HashMap<String, Measurement>,
+    stats: crate::stats::StatsCounters,
 }
 
 impl fmt::Debug for FileSource {
@@ -73,6 +74,11 @@ impl fmt::Debug for FileSource {
 }
 
 impl FileSource {
+    /// Statements answered so far (the other counters stay 0: nothing goes over a network).
+    pub fn stats(&self) -> crate::stats::EfdStats {
+        self.stats.snapshot()
+    }
+
     /// Loads and indexes a line-protocol file (`.gz` is decompressed).
     ///
     /// Fails with [`EfdError::File`] when the file cannot be read, a line is not valid line protocol
@@ -113,6 +119,7 @@ impl FileSource {
         Ok(FileSource {
             path: shown,
             measurements,
+            stats: crate::stats::StatsCounters::default(),
         })
     }
 
@@ -155,6 +162,7 @@ impl FileSource {
 
 impl EfdSource for FileSource {
     async fn select(&self, select: Select<'_>) -> Result<Frame, EfdError> {
+        self.stats.statement();
         self.run(&select)
     }
 

@@ -38,6 +38,7 @@ pub struct HttpSource {
     options: EfdOptions,
     permits: Semaphore,
     field_keys: Mutex<HashMap<String, Arc<Vec<FieldKey>>>>,
+    stats: crate::stats::StatsCounters,
 }
 
 impl HttpSource {
@@ -67,6 +68,7 @@ impl HttpSource {
             permits: Semaphore::new(options.concurrency.max(1)),
             options,
             field_keys: Mutex::new(HashMap::new()),
+            stats: crate::stats::StatsCounters::default(),
         })
     }
 
@@ -91,6 +93,7 @@ impl HttpSource {
     ) -> Result<Frame, EfdError> {
         let attempts = self.options.max_attempts.max(1);
         let mut attempt = 1;
+        self.stats.statement();
         loop {
             match self.attempt(topic, statement, make(), attempt).await {
                 Ok(acc) => return acc.finish(),
@@ -105,6 +108,7 @@ impl HttpSource {
                         delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                         error = %e
                     );
+                    self.stats.retry();
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
@@ -157,6 +161,21 @@ impl HttpSource {
         if let Some((user, password)) = self.options.credentials() {
             request = request.basic_auth(user, Some(password.expose()));
         }
+        self.stats.request();
+        let sent = std::time::Instant::now();
+        let result = self.exchange(topic, request, &mut acc, attempt).await;
+        self.stats.in_flight(sent.elapsed());
+        result.map(|()| acc)
+    }
+
+    /// Sends `request` and feeds the streamed response to `acc`.
+    async fn exchange(
+        &self,
+        topic: &str,
+        request: reqwest::RequestBuilder,
+        acc: &mut Accumulator,
+        attempt: u32,
+    ) -> Result<(), EfdError> {
         let mut response = request
             .send()
             .await
@@ -177,6 +196,7 @@ impl HttpSource {
             .await
             .map_err(|e| self.transport_error(topic, attempt, &e))?
         {
+            self.stats.bytes(bytes.len());
             buffer.extend_from_slice(&bytes);
             let mut start = 0;
             while let Some(pos) = buffer[start..].iter().position(|&b| b == b'\n') {
@@ -198,7 +218,12 @@ impl HttpSource {
         if acc.expects_more() {
             return Err(self.truncated(topic, attempt));
         }
-        Ok(acc)
+        Ok(())
+    }
+
+    /// Statements, requests, bytes and time in flight so far.
+    pub fn stats(&self) -> crate::stats::EfdStats {
+        self.stats.snapshot()
     }
 
     fn truncated(&self, topic: &str, attempt: u32) -> EfdError {

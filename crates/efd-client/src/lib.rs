@@ -27,6 +27,7 @@ mod merge;
 mod options;
 mod packed;
 mod source;
+mod stats;
 
 pub use client::EfdClient;
 pub use error::EfdError;
@@ -36,4 +37,5 @@ pub use json::parse_query_response;
 pub use options::{EfdLocation, EfdOptions};
 pub use packed::{CRIO_TIMESTAMP, unpack};
 pub use source::{EfdSource, FieldKey, FieldType, Select, TopicQuery, run_query};
+pub use stats::{EfdStats, StatsCounters};
 pub use transform_core::Secret;

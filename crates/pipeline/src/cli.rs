@@ -60,6 +60,9 @@ pub struct CommonArgs {
     /// Tasks in flight at once in this process.
     #[arg(long = "workers", env = "WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// EFD queries in flight at once in this process (shared by all workers).
+    #[arg(long = "efd-concurrency", env = "EFD_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub efd_concurrency: u16,
     /// Log line format.
     #[arg(
         long = "log-format",
@@ -124,7 +127,8 @@ impl CommonArgs {
         let repo = self.repo().ok_or_else(|| {
             PipelineError::Usage("no Butler repository: give -r/--repo or set BUTLER_REPO".into())
         })?;
-        let efd = EfdOptions::from_env(self.efd.as_deref(), env)?;
+        let mut efd = EfdOptions::from_env(self.efd.as_deref(), env)?;
+        efd.concurrency = usize::from(self.efd_concurrency);
         Ok(PipelineOptions {
             instrument: self.instrument,
             config_path: self.config.clone(),
@@ -204,9 +208,24 @@ where
         message = "Runtime.",
         event = "runtime",
         mode,
-        duration_s = began.elapsed().as_secs_f64()
+        duration_s = began.elapsed().as_secs_f64(),
+        peak_rss_bytes = peak_rss_bytes()
     );
     code
+}
+
+/// The process's peak resident set size (`VmHWM` in `/proc/self/status`), where Linux reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// Opens the pipeline `common` describes, reading variables from the process environment; on

@@ -37,6 +37,7 @@ use efd_client::EfdClient;
 use tokio::sync::Mutex;
 use transform_core::{Config, Instrument, Item, Semantics, TimeRange, UtcNanos};
 
+pub use efd_client::EfdStats;
 pub use error::PipelineError;
 pub use open::{PipelineOptions, migration_dry_run, open_store};
 pub use reconcile::{ReconcileOptions, day_obs_window};
@@ -58,6 +59,39 @@ pub struct IntervalCounts {
     pub empty_groups: usize,
     /// Replica writes that failed.
     pub replica_failures: usize,
+    /// Where the time went (the scheduler's share is added by the task loop).
+    pub timings: PhaseTimings,
+}
+
+/// Time spent per phase of a task (or summed over tasks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseTimings {
+    /// Reading exposures and visits from the Butler registry.
+    pub butler: std::time::Duration,
+    /// Waiting for the EFD's answers (all of a task's queries run concurrently: wall time).
+    pub efd: std::time::Duration,
+    /// Preparing columns and computing values.
+    pub transform: std::time::Duration,
+    /// Upserting rows into ConsDB (primary and replicas).
+    pub write: std::time::Duration,
+    /// Claiming, heartbeats and recording the result in the task table.
+    pub scheduler: std::time::Duration,
+}
+
+impl PhaseTimings {
+    /// Adds `other`'s times.
+    pub fn add(&mut self, other: &PhaseTimings) {
+        self.butler += other.butler;
+        self.efd += other.efd;
+        self.transform += other.transform;
+        self.write += other.write;
+        self.scheduler += other.scheduler;
+    }
+
+    /// The sum of the phases.
+    pub fn total(&self) -> std::time::Duration {
+        self.butler + self.efd + self.transform + self.write + self.scheduler
+    }
 }
 
 /// The pipeline's components for one instrument.
@@ -96,6 +130,11 @@ impl Pipeline {
         self.progress = Some(progress);
     }
 
+    /// What the EFD source has cost this process so far.
+    pub fn efd_stats(&self) -> EfdStats {
+        self.efd.stats()
+    }
+
     /// Where finished tasks are reported, if anywhere.
     pub fn progress(&self) -> Option<&Arc<progress::Progress>> {
         self.progress.as_ref()
@@ -119,6 +158,7 @@ impl Pipeline {
             .ok_or_else(|| {
                 PipelineError::Usage("the task interval ends before it starts".into())
             })?;
+        let began = std::time::Instant::now();
         let (exposures, visits) = {
             let mut butler = self.butler.lock().await;
             let e = butler
@@ -133,6 +173,7 @@ impl Pipeline {
             skipped_records: exposures.skipped() + visits.skipped(),
             ..IntervalCounts::default()
         };
+        counts.timings.butler = began.elapsed();
         let exposures: Vec<Item> = exposures.records.iter().map(item).collect();
         let visits: Vec<Item> = visits.records.iter().map(item).collect();
         if exposures.is_empty() && visits.is_empty() {
@@ -145,6 +186,9 @@ impl Pipeline {
             .transform(&self.efd, padded, &exposures, &visits)
             .await?;
         counts.empty_groups = rows.empty_groups;
+        counts.timings.efd = rows.efd_time;
+        counts.timings.transform = rows.transform_time;
+        let writing = std::time::Instant::now();
         for (column, issue) in &rows.data_issues {
             tracing::warn!(message = "Column data cannot be aggregated.", event = "column_values_unusable", column = %column, issue = %issue);
         }
@@ -169,6 +213,7 @@ impl Pipeline {
             counts.replica_failures += outcome.replica_failure_count();
             counts.unpivoted += outcome.rows;
         }
+        counts.timings.write = writing.elapsed();
         Ok(counts)
     }
 }

@@ -44,6 +44,8 @@ pub struct RunSummary {
     pub exposures: usize,
     /// `visit1_efd` rows written.
     pub visits: usize,
+    /// Time per phase, summed over the tasks (completed or failed).
+    pub timings: crate::PhaseTimings,
 }
 
 impl RunSummary {
@@ -55,7 +57,15 @@ impl RunSummary {
         self.released += other.released;
         self.exposures += other.exposures;
         self.visits += other.visits;
+        self.timings.add(&other.timings);
     }
+}
+
+/// A task this process holds, and how long claiming it took.
+struct Claim<'a> {
+    task: &'a Task,
+    owner: &'a str,
+    took: Duration,
 }
 
 impl Pipeline {
@@ -73,6 +83,8 @@ impl Pipeline {
         for result in futures::future::join_all(workers).await {
             summary.add(&result?);
         }
+        let t = &summary.timings;
+        let efd = self.efd_stats();
         tracing::info!(
             message = "Task processing summary.",
             event = "task_processing_summary",
@@ -81,7 +93,16 @@ impl Pipeline {
             failed = summary.failed,
             released = summary.released,
             exposures = summary.exposures,
-            visits = summary.visits
+            visits = summary.visits,
+            butler_s = t.butler.as_secs_f64(),
+            efd_s = t.efd.as_secs_f64(),
+            transform_s = t.transform.as_secs_f64(),
+            write_s = t.write.as_secs_f64(),
+            scheduler_s = t.scheduler.as_secs_f64(),
+            efd_statements = efd.statements,
+            efd_requests = efd.requests,
+            efd_bytes = efd.bytes,
+            efd_retries = efd.retries
         );
         Ok(summary)
     }
@@ -103,15 +124,13 @@ impl Pipeline {
                 continue;
             }
             summary.tasks += 1;
-            self.run_one(
-                store,
-                &task,
-                &options.owner,
-                options,
-                &mut shutdown,
-                &mut summary,
-            )
-            .await?;
+            let claim = Claim {
+                task: &task,
+                owner: &options.owner,
+                took: Duration::ZERO,
+            };
+            self.run_one(store, claim, options, &mut shutdown, &mut summary)
+                .await?;
         }
         Ok(summary)
     }
@@ -131,15 +150,22 @@ impl Pipeline {
                 tracing::warn!(message = "Shutdown requested; claiming no more tasks.", event = "graceful_shutdown_between_tasks", worker = %owner);
                 break;
             }
+            let claiming = std::time::Instant::now();
             let Some(task) = store
                 .claim_next(selection, &owner, options.lease)
                 .await?
                 .into_value()
             else {
+                summary.timings.scheduler += claiming.elapsed();
                 break;
             };
+            let claim = Claim {
+                task: &task,
+                owner: &owner,
+                took: claiming.elapsed(),
+            };
             summary.tasks += 1;
-            self.run_one(store, &task, &owner, options, &mut shutdown, &mut summary)
+            self.run_one(store, claim, options, &mut shutdown, &mut summary)
                 .await?;
         }
         Ok(summary)
@@ -148,12 +174,13 @@ impl Pipeline {
     async fn run_one(
         &self,
         store: &SchedulerStore,
-        task: &Task,
-        owner: &str,
+        claim: Claim<'_>,
         options: &RunOptions,
         shutdown: &mut watch::Receiver<bool>,
         summary: &mut RunSummary,
     ) -> Result<(), PipelineError> {
+        let Claim { task, owner, took } = claim;
+        let mut scheduler_time = took;
         let minutes = i64::from(task.timewindow.unwrap_or(0));
         let minutes = if minutes > 0 {
             minutes
@@ -187,7 +214,9 @@ impl Pipeline {
             tokio::select! {
                 result = &mut work => break Some(result),
                 _ = beat.tick() => {
+                    let beating = std::time::Instant::now();
                     let _ = store.heartbeat(task.id, owner, options.lease).await?;
+                    scheduler_time += beating.elapsed();
                 }
                 changed = shutdown.changed(), if deadline.is_none() => {
                     if changed.is_err() || *shutdown.borrow() {
@@ -216,10 +245,14 @@ impl Pipeline {
                     visits1: u32::try_from(counts.visits).unwrap_or(u32::MAX),
                     replica_failures: u32::try_from(counts.replica_failures).unwrap_or(u32::MAX),
                 };
+                let recording = std::time::Instant::now();
                 let applied = store
                     .complete(task.id, owner, completion)
                     .await?
                     .into_value();
+                let mut timings = counts.timings;
+                timings.scheduler = scheduler_time + recording.elapsed();
+                summary.timings.add(&timings);
                 if applied {
                     tracing::info!(
                         message = "Task completed.",
@@ -231,7 +264,12 @@ impl Pipeline {
                         empty_groups = counts.empty_groups,
                         skipped_records = counts.skipped_records,
                         replica_failures = counts.replica_failures,
-                        duration_s = began.elapsed().as_secs_f64()
+                        duration_s = began.elapsed().as_secs_f64(),
+                        butler_s = timings.butler.as_secs_f64(),
+                        efd_s = timings.efd.as_secs_f64(),
+                        transform_s = timings.transform.as_secs_f64(),
+                        write_s = timings.write.as_secs_f64(),
+                        scheduler_s = timings.scheduler.as_secs_f64()
                     );
                     summary.completed += 1;
                     summary.exposures += counts.exposures;

@@ -38,6 +38,10 @@ pub struct TaskRows {
     pub failed_groups: usize,
     /// Columns whose data could not be aggregated, with why.
     pub data_issues: Vec<(String, DataIssue)>,
+    /// Wall time waiting for the EFD's answers.
+    pub efd_time: std::time::Duration,
+    /// Time preparing columns and computing values.
+    pub transform_time: std::time::Duration,
 }
 
 /// Turns telemetry into rows for one config, instrument and semantics.
@@ -88,6 +92,7 @@ impl Transformer {
     ) -> Result<TaskRows, PipelineError> {
         let all: Vec<&Item> = exposures.iter().chain(visits).collect();
         let interval = self.topic_interval(padded, &all);
+        let querying = std::time::Instant::now();
         let frames: Vec<Option<Frame>> = match interval {
             None => vec![None; self.plan.groups.len()],
             Some(interval) => {
@@ -113,6 +118,8 @@ impl Transformer {
                 frames
             }
         };
+        let efd_time = querying.elapsed();
+        let computing = std::time::Instant::now();
         let failed_groups = match interval {
             Some(_) => frames.iter().filter(|f| f.is_none()).count(),
             None => 0,
@@ -176,15 +183,18 @@ impl Transformer {
             }
             batch
         };
+        let exposures_wide = wide(Table::ExposureEfd, exposures);
+        let visits_wide = wide(Table::VisitEfd, visits);
+        let exposures_unpivoted =
+            unpivoted(Table::ExposureEfdUnpivoted, ItemKind::Exposure, exposures);
+        let visits_unpivoted = unpivoted(Table::VisitEfdUnpivoted, ItemKind::Visit, visits);
         Ok(TaskRows {
-            exposures: wide(Table::ExposureEfd, exposures),
-            visits: wide(Table::VisitEfd, visits),
-            exposures_unpivoted: unpivoted(
-                Table::ExposureEfdUnpivoted,
-                ItemKind::Exposure,
-                exposures,
-            ),
-            visits_unpivoted: unpivoted(Table::VisitEfdUnpivoted, ItemKind::Visit, visits),
+            exposures: exposures_wide,
+            visits: visits_wide,
+            exposures_unpivoted,
+            visits_unpivoted,
+            efd_time,
+            transform_time: computing.elapsed(),
             queries: if interval.is_some() {
                 self.plan.groups.len()
             } else {
