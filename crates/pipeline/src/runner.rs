@@ -210,6 +210,7 @@ impl Pipeline {
         let mut beat = tokio::time::interval(beat_every.max(Duration::from_millis(100)));
         beat.tick().await;
         let mut deadline: Option<tokio::time::Instant> = None;
+        let mut watching = true;
         let outcome = loop {
             tokio::select! {
                 result = &mut work => break Some(result),
@@ -218,9 +219,14 @@ impl Pipeline {
                     let _ = store.heartbeat(task.id, owner, options.lease).await?;
                     scheduler_time += beating.elapsed();
                 }
-                changed = shutdown.changed(), if deadline.is_none() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        deadline = Some(tokio::time::Instant::now() + options.grace_period);
+                changed = shutdown.changed(), if deadline.is_none() && watching => {
+                    match changed {
+                        // The signal watcher is gone (no handlers): nobody can ask to stop.
+                        Err(_) => watching = false,
+                        Ok(()) if *shutdown.borrow() => {
+                            deadline = Some(tokio::time::Instant::now() + options.grace_period);
+                        }
+                        Ok(()) => {}
                     }
                 }
                 () = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {

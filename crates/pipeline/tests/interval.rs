@@ -2,101 +2,18 @@
 //! lsst-daf-butler (SQLite), a line-protocol EFD file, and an SQLite ConsDB. The values stored for
 //! each exposure are checked against values computed independently here from the generated signal.
 
-use std::fmt::Write as _;
+mod common;
+
 use std::sync::Arc;
 
 use butler_reader::{ButlerReader, Element};
+use common::{CONFIG, S, efd_file, float, pipeline_in, seconds_in, temperature};
 use consdb_writer::{ConsDb, EfdSchema, MigrateMode, Value};
 use db_connect::DbUrl;
 use efd_client::{EfdClient, EfdLocation, EfdOptions};
 use pipeline::Pipeline;
 use test_support::butler::{ExpectedRegistry, make_registry};
 use transform_core::{Config, Instrument, Semantics, Table, TimeRange, UtcNanos};
-
-const CONFIG: &str = r#"
-version: "test"
-columns:
-- name: temp_mean
-  tables: [exposure_efd, visit1_efd]
-  function: mean
-  datatype: float
-  description: Mean of sensor 301.
-  subset_field: salIndex
-  subset_value: 301
-  topics:
-  - name: lsst.sal.ESS.temperature
-    fields: [{name: temperatureItem0}, {name: salIndex}]
-- name: temp_max
-  tables: [exposure_efd]
-  function: max
-  datatype: float
-  description: Max over both sensors.
-  topics:
-  - name: lsst.sal.ESS.temperature
-    fields: [{name: temperatureItem0}]
-- name: forces_mean
-  tables: [exposure_efd_unpivoted, visit1_efd_unpivoted]
-  store_unpivoted: true
-  function: mean
-  datatype: float
-  description: Mean forces.
-  topics:
-  - name: lsst.sal.MTM1M3.appliedForces
-    fields: [{name: zForces0}, {name: zForces1}]
-- name: silent_mean
-  tables: [exposure_efd]
-  function: mean
-  datatype: float
-  description: A topic with no data.
-  topics:
-  - name: lsst.sal.Nothing.here
-    fields: [{name: value}]
-"#;
-
-const S: i64 = 1_000_000_000;
-/// 2025-10-02T02:50:00Z: the EFD file covers 40 minutes from here at 1 Hz.
-const T0: i64 = 1_759_373_400 * S;
-
-/// Temperature at second `k`: sensor 301 on even seconds reads `k`, sensor 302 on odd ones `k + 1000`.
-fn temperature(k: i64) -> (i64, f64) {
-    if k % 2 == 0 {
-        (301, k as f64)
-    } else {
-        (302, k as f64 + 1000.0)
-    }
-}
-
-fn efd_file() -> String {
-    let mut s = String::new();
-    for k in 0..2400i64 {
-        let t = T0 + k * S;
-        let (sal, v) = temperature(k);
-        let _ = writeln!(
-            s,
-            "lsst.sal.ESS.temperature temperatureItem0={v},salIndex={sal}i {t}"
-        );
-        let _ = writeln!(
-            s,
-            "lsst.sal.MTM1M3.appliedForces zForces0={},zForces1={} {t}",
-            k as f64,
-            2.0 * k as f64
-        );
-    }
-    s
-}
-
-/// The samples (second indexes) inside `[begin, end]`.
-fn seconds_in(begin: i64, end: i64) -> impl Iterator<Item = i64> {
-    (0..2400i64).filter(move |k| (begin..=end).contains(&(T0 + k * S)))
-}
-
-fn float(v: Option<&Value>) -> Option<f64> {
-    match v {
-        Some(Value::Float(f)) => Some(*f),
-        Some(Value::Int(i)) => Some(*i as f64),
-        _ => None,
-    }
-}
 
 #[tokio::test]
 async fn an_interval_lands_in_consdb_with_independently_checked_values() {
@@ -196,39 +113,6 @@ async fn an_interval_lands_in_consdb_with_independently_checked_values() {
         })
         .expect("an unpivoted zForces1 row");
     assert_eq!(float(got.get("value")), Some(want));
-}
-
-/// The pipeline's parts over the fixtures in `dir`.
-async fn pipeline_in(
-    dir: &std::path::Path,
-    registry: &ExpectedRegistry,
-    consdb_url: &DbUrl,
-) -> Pipeline {
-    let efd_path = dir.join("efd.lp");
-    std::fs::write(&efd_path, efd_file()).unwrap();
-    let config = Arc::new(Config::parse(CONFIG, "test.yaml").unwrap());
-    let mut consdb = ConsDb::connect(
-        EfdSchema::new(&config, Instrument::Latiss).unwrap(),
-        std::slice::from_ref(consdb_url),
-        None,
-    )
-    .await
-    .unwrap();
-    consdb.migrate(MigrateMode::Apply).await.unwrap();
-    let efd = EfdClient::open(EfdOptions::new(EfdLocation::File(efd_path)))
-        .await
-        .unwrap();
-    let butler = ButlerReader::open(registry.repo.to_str().unwrap(), &|_| None)
-        .await
-        .unwrap();
-    Pipeline::new(
-        Instrument::Latiss,
-        config,
-        Semantics::Default,
-        efd,
-        butler,
-        consdb,
-    )
 }
 
 #[tokio::test]

@@ -8,6 +8,9 @@
 //! `cargo nextest` runs them) do not collide. Dropping a server handle kills the server and
 //! removes its directory.
 //!
+//! [`SlowProxy`] sits in front of a server and holds back its responses, to catch a client in the
+//! middle of a slow request.
+//!
 //! [`butler`] makes Butler registries with the real `lsst-daf-butler` (in `<repo>/.venv`) and
 //! returns what daf_butler itself answers for them.
 //!
@@ -28,12 +31,14 @@ mod influxd;
 mod logs;
 mod postgres;
 mod process;
+mod proxy;
 mod s3;
 
 pub use http::{HttpResponse, http_request};
 pub use influxd::{Influxd, SERVER_GOMAXPROCS};
 pub use logs::{CapturedLogs, LogGuard, capture_logs};
 pub use postgres::Postgres;
+pub use proxy::SlowProxy;
 pub use s3::S3Server;
 
 use std::net::TcpListener;
