@@ -47,14 +47,18 @@ fn a_monitor_run_and_the_status_report() {
     let out = monitor().args(["status", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let json_line = stdout
-        .lines()
-        .find(|l| l.starts_with('{'))
-        .expect("a JSON line");
-    let value: serde_json::Value = serde_json::from_str(json_line).unwrap();
+    // Quiet: the report is the whole of stdout, one JSON document.
+    let value: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: stdout is not one JSON document:\n{stdout}"));
     assert!(
-        value["counts"].is_object() && value["running"].is_array(),
+        value["counts"].is_object()
+            && value["running"].is_array()
+            && value["recent_completed"].is_array(),
         "{value}"
+    );
+    assert_eq!(
+        value["phases"]["tasks"], 0,
+        "nothing completed yet: {value}"
     );
     let out = monitor().arg("status").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("last failures"));

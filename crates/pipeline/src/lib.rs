@@ -42,6 +42,7 @@ pub use error::PipelineError;
 pub use open::{PipelineOptions, migration_dry_run, open_store};
 pub use reconcile::{ReconcileOptions, day_obs_window};
 pub use runner::{RunOptions, RunSummary};
+pub use scheduler_store::PhaseTimings;
 pub use transform::{TaskRows, Transformer};
 
 /// What one interval produced.
@@ -61,37 +62,6 @@ pub struct IntervalCounts {
     pub replica_failures: usize,
     /// Where the time went (the scheduler's share is added by the task loop).
     pub timings: PhaseTimings,
-}
-
-/// Time spent per phase of a task (or summed over tasks).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PhaseTimings {
-    /// Reading exposures and visits from the Butler registry.
-    pub butler: std::time::Duration,
-    /// Waiting for the EFD's answers (all of a task's queries run concurrently: wall time).
-    pub efd: std::time::Duration,
-    /// Preparing columns and computing values.
-    pub transform: std::time::Duration,
-    /// Upserting rows into ConsDB (primary and replicas).
-    pub write: std::time::Duration,
-    /// Claiming, heartbeats and recording the result in the task table.
-    pub scheduler: std::time::Duration,
-}
-
-impl PhaseTimings {
-    /// Adds `other`'s times.
-    pub fn add(&mut self, other: &PhaseTimings) {
-        self.butler += other.butler;
-        self.efd += other.efd;
-        self.transform += other.transform;
-        self.write += other.write;
-        self.scheduler += other.scheduler;
-    }
-
-    /// The sum of the phases.
-    pub fn total(&self) -> std::time::Duration {
-        self.butler + self.efd + self.transform + self.write + self.scheduler
-    }
 }
 
 /// The pipeline's components for one instrument.

@@ -271,6 +271,7 @@ mod tests {
             previous_status: None,
             last_error_at: None,
             replica_failures: None,
+            timings: None,
         }
     }
 

@@ -246,18 +246,21 @@ impl Pipeline {
                 summary.released += 1;
             }
             Some(Ok(counts)) => {
+                let mut timings = counts.timings;
+                timings.scheduler = scheduler_time;
                 let completion = Completion {
                     exposures: u32::try_from(counts.exposures).unwrap_or(u32::MAX),
                     visits1: u32::try_from(counts.visits).unwrap_or(u32::MAX),
                     replica_failures: u32::try_from(counts.replica_failures).unwrap_or(u32::MAX),
+                    timings: Some(timings),
                 };
                 let recording = std::time::Instant::now();
                 let applied = store
                     .complete(task.id, owner, completion)
                     .await?
                     .into_value();
-                let mut timings = counts.timings;
-                timings.scheduler = scheduler_time + recording.elapsed();
+                // The log and the run's totals also count recording the result.
+                timings.scheduler += recording.elapsed();
                 summary.timings.add(&timings);
                 if applied {
                     tracing::info!(

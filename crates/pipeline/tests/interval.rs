@@ -174,9 +174,22 @@ async fn workers_claim_process_and_complete_every_task_once() {
         "{summary:?}"
     );
     assert!(summary.exposures > 0);
+    // Where the time went, per run and per task (stored to the millisecond).
+    let total = summary.timings;
+    assert!(
+        total.total() > std::time::Duration::ZERO && total.write > std::time::Duration::ZERO,
+        "{total:?}"
+    );
+    let pipeline_efd = pipeline.efd_stats();
+    assert!(pipeline_efd.statements > 0, "{pipeline_efd:?}");
     for task in &created {
         let t = store.task(task.id).await.unwrap().unwrap();
         assert_eq!(t.status, TaskStatus::Completed, "{t:?}");
+        let timings = t.timings.expect("a completed task records its timings");
+        assert!(
+            timings.total() <= total.total(),
+            "{timings:?} within {total:?}"
+        );
     }
     // A shutdown requested before the run claims nothing.
     let _ = store

@@ -86,8 +86,8 @@ pub use error::SchedulerError;
 pub use intervals::{MAX_TASKS_PER_CREATION, task_intervals};
 pub use migrate::{MIGRATIONS_TABLE, SCHEMA_VERSION};
 pub use model::{
-    Completion, DEFAULT_SCHEMA, ReplicaFailure, Replicated, SchedulerTable, Selection,
-    StatusSummary, Task, TaskId, TaskSpec, TaskStatus,
+    Completion, DEFAULT_SCHEMA, PhaseTimings, ReplicaFailure, Replicated, SchedulerTable,
+    Selection, StatusSummary, Task, TaskId, TaskSpec, TaskStatus,
 };
 pub use store::{ABANDONED, LEASE_EXPIRED, SchedulerStore, StoreOptions};
 pub use timestamp::format_utc;

@@ -5,6 +5,7 @@
 //! | 1 | the table as the Python service creates it (Felis `efd_scheduler.yaml`, alembic `25e0b617aab8`); skipped when it exists |
 //! | 2 | lease columns: `claimed_by`, `lease_expires_at`, `previous_status`, `last_error_at`, `replica_failures` |
 //! | 3 | indexes for the store's selections (`(butler_repo, start_time, end_time)`, `(butler_repo, end_time)`, `(status, lease_expires_at)`) |
+//! | 4 | phase timings of the last successful attempt, in milliseconds: `butler_ms`, `efd_ms`, `transform_ms`, `write_ms`, `scheduler_ms` |
 //!
 //! Applied versions are recorded per table in `<schema>.transformed_efd_migrations`. A migration
 //! runs in one transaction, under a PostgreSQL advisory lock per schema (or SQLite's
@@ -24,12 +25,13 @@ use crate::timestamp::DbTime;
 pub const MIGRATIONS_TABLE: &str = "transformed_efd_migrations";
 
 /// The newest migration this build knows.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
-const DESCRIPTIONS: [&str; 3] = [
+const DESCRIPTIONS: [&str; 4] = [
     "task table as created by the Python service",
     "lease columns: claimed_by, lease_expires_at, previous_status, last_error_at, replica_failures",
     "indexes for selections by repository, time and lease",
+    "phase timings: butler_ms, efd_ms, transform_ms, write_ms, scheduler_ms",
 ];
 
 /// The reference's columns (BEHAVIOUR.md §3.1) with their PostgreSQL and SQLite definitions and
@@ -153,6 +155,40 @@ const LEASE_COLUMNS: [(&str, &str, &str, &str); 5] = [
     ),
 ];
 
+/// The columns version 4 adds.
+const TIMING_COLUMNS: [(&str, &str, &str, &str); 5] = [
+    (
+        "butler_ms",
+        "INTEGER",
+        "INTEGER",
+        "Milliseconds the last successful attempt read the Butler registry",
+    ),
+    (
+        "efd_ms",
+        "INTEGER",
+        "INTEGER",
+        "Milliseconds the last successful attempt waited for the EFD",
+    ),
+    (
+        "transform_ms",
+        "INTEGER",
+        "INTEGER",
+        "Milliseconds the last successful attempt computed values",
+    ),
+    (
+        "write_ms",
+        "INTEGER",
+        "INTEGER",
+        "Milliseconds the last successful attempt wrote ConsDB rows",
+    ),
+    (
+        "scheduler_ms",
+        "INTEGER",
+        "INTEGER",
+        "Milliseconds the last successful attempt spent claiming and renewing its lease",
+    ),
+];
+
 /// The indexes version 3 adds: name suffix and columns.
 const INDEXES: [(&str, &str); 3] = [
     ("repo_start_idx", "butler_repo, start_time, end_time"),
@@ -222,8 +258,9 @@ async fn apply(
         }
         match version {
             1 => create_table(db, table).await?,
-            2 => add_lease_columns(db, table).await?,
-            _ => add_indexes(db, table).await?,
+            2 => add_columns(db, table, &LEASE_COLUMNS, "add the lease columns").await?,
+            3 => add_indexes(db, table).await?,
+            _ => add_columns(db, table, &TIMING_COLUMNS, "add the timing columns").await?,
         }
         let mut record = Sql::new(format!(
             "INSERT INTO {} (table_name, version, description, applied_at) VALUES (?, ?, ?, ?)",
@@ -389,13 +426,17 @@ fn comment(table: &SchedulerTable, column: &str, description: &str) -> String {
     )
 }
 
-/// Version 2: the lease columns that are not there yet.
-async fn add_lease_columns(db: &mut Db, table: &SchedulerTable) -> Result<(), SchedulerError> {
-    const OP: &str = "add the lease columns";
+/// Versions 2 and 4: the `added` columns that are not there yet (with their comments on PostgreSQL).
+async fn add_columns(
+    db: &mut Db,
+    table: &SchedulerTable,
+    added: &[(&str, &str, &str, &str)],
+    operation: &'static str,
+) -> Result<(), SchedulerError> {
     let backend = db.backend();
     let present = columns(db, table).await?;
     let mut ddl = String::new();
-    for (name, pg, sqlite, description) in LEASE_COLUMNS {
+    for &(name, pg, sqlite, description) in added {
         if present.iter().any(|p| p == name) {
             continue;
         }
@@ -414,7 +455,7 @@ async fn add_lease_columns(db: &mut Db, table: &SchedulerTable) -> Result<(), Sc
     if ddl.is_empty() {
         return Ok(());
     }
-    db.batch(OP, &ddl).await
+    db.batch(operation, &ddl).await
 }
 
 /// Version 3: the indexes.

@@ -200,6 +200,8 @@ pub struct Task {
     pub last_error_at: Option<UtcNanos>,
     /// ConsDB replicas that failed during the last successful attempt.
     pub replica_failures: Option<i32>,
+    /// Where the last successful attempt spent its time (to the millisecond), when recorded.
+    pub timings: Option<PhaseTimings>,
 }
 
 impl Task {
@@ -272,6 +274,64 @@ pub struct Completion {
     pub visits1: u32,
     /// ConsDB replicas that failed (stored in `replica_failures`).
     pub replica_failures: u32,
+    /// Where the attempt spent its time (stored in milliseconds), when measured.
+    pub timings: Option<PhaseTimings>,
+}
+
+/// Time spent per phase of a task (or summed over tasks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseTimings {
+    /// Reading exposures and visits from the Butler registry.
+    pub butler: Duration,
+    /// Waiting for the EFD's answers (a task's queries run concurrently: wall time).
+    pub efd: Duration,
+    /// Preparing columns and computing values.
+    pub transform: Duration,
+    /// Upserting rows into ConsDB (primary and replicas).
+    pub write: Duration,
+    /// Claiming, renewing the lease and recording the result in the task table.
+    pub scheduler: Duration,
+}
+
+impl PhaseTimings {
+    /// Adds `other`'s times.
+    pub fn add(&mut self, other: &PhaseTimings) {
+        self.butler += other.butler;
+        self.efd += other.efd;
+        self.transform += other.transform;
+        self.write += other.write;
+        self.scheduler += other.scheduler;
+    }
+
+    /// The sum of the phases.
+    pub fn total(&self) -> Duration {
+        self.butler + self.efd + self.transform + self.write + self.scheduler
+    }
+
+    /// The phases in whole milliseconds (saturating), in column order: Butler, EFD, transform,
+    /// write, scheduler.
+    pub fn millis(&self) -> [i32; 5] {
+        [
+            self.butler,
+            self.efd,
+            self.transform,
+            self.write,
+            self.scheduler,
+        ]
+        .map(|d| i32::try_from(d.as_millis()).unwrap_or(i32::MAX))
+    }
+
+    /// From milliseconds in column order (negative values count as 0).
+    pub fn from_millis(ms: [i32; 5]) -> PhaseTimings {
+        let d = |v: i32| Duration::from_millis(u64::try_from(v).unwrap_or(0));
+        PhaseTimings {
+            butler: d(ms[0]),
+            efd: d(ms[1]),
+            transform: d(ms[2]),
+            write: d(ms[3]),
+            scheduler: d(ms[4]),
+        }
+    }
 }
 
 /// A replica that did not receive a change. The primary has it; nothing is retried later, but the
@@ -318,6 +378,9 @@ pub struct StatusSummary {
     pub running: Vec<Task>,
     /// The most recent `failed` tasks with their errors, newest first.
     pub recent_failures: Vec<Task>,
+    /// The most recently completed tasks with their counts and timings, newest first (as many
+    /// as failures are asked for).
+    pub recent_completed: Vec<Task>,
 }
 
 #[cfg(test)]

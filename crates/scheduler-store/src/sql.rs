@@ -133,8 +133,9 @@ impl Sql {
     }
 }
 
-/// Every column of a task row, in table order: the reference's 14 and the 5 added for leases.
-pub(crate) const COLUMNS: [&str; 19] = [
+/// Every column of a task row, in table order: the reference's 14, the 5 added for leases and the
+/// 5 timings.
+pub(crate) const COLUMNS: [&str; 24] = [
     "id",
     "start_time",
     "end_time",
@@ -154,6 +155,11 @@ pub(crate) const COLUMNS: [&str; 19] = [
     "previous_status",
     "last_error_at",
     "replica_failures",
+    "butler_ms",
+    "efd_ms",
+    "transform_ms",
+    "write_ms",
+    "scheduler_ms",
 ];
 
 /// `id, start_time, ...` for `SELECT` and `RETURNING`.
@@ -202,6 +208,16 @@ pub(crate) struct TaskRow {
     pub(crate) last_error_at: Option<DbTime>,
     #[diesel(sql_type = Nullable<Integer>)]
     pub(crate) replica_failures: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub(crate) butler_ms: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub(crate) efd_ms: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub(crate) transform_ms: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub(crate) write_ms: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub(crate) scheduler_ms: Option<i32>,
 }
 
 impl TaskRow {
@@ -226,7 +242,12 @@ impl TaskRow {
             .time(self.lease_expires_at)
             .text(trimmed(&self.previous_status))
             .time(self.last_error_at)
-            .int(self.replica_failures);
+            .int(self.replica_failures)
+            .int(self.butler_ms)
+            .int(self.efd_ms)
+            .int(self.transform_ms)
+            .int(self.write_ms)
+            .int(self.scheduler_ms);
     }
 }
 

@@ -22,8 +22,8 @@ use crate::error::SchedulerError;
 use crate::intervals::{cron_range, interval_nanos, task_intervals};
 use crate::migrate::{self, lock_key};
 use crate::model::{
-    Completion, ReplicaFailure, Replicated, SchedulerTable, Selection, StatusSummary, Task, TaskId,
-    TaskSpec, TaskStatus,
+    Completion, PhaseTimings, ReplicaFailure, Replicated, SchedulerTable, Selection, StatusSummary,
+    Task, TaskId, TaskSpec, TaskStatus,
 };
 use crate::sql::{Backend, Bounds, COLUMNS, MaybeTime, Sql, StatusCount, TaskRow, column_list};
 use crate::timestamp::{DbTime, format_utc};
@@ -582,8 +582,8 @@ impl SchedulerStore {
         Ok(self.to_tasks(&inner.primary, rows)?.pop())
     }
 
-    /// Counts per status, the oldest pending task, the running tasks and the `recent_failures`
-    /// latest failures, for `repo` or for the whole table.
+    /// Counts per status, the oldest pending task, the running tasks, and the `recent_failures`
+    /// latest failures and as many latest completions, for `repo` or for the whole table.
     pub async fn status_summary(
         &self,
         repo: Option<&str>,
@@ -622,6 +622,14 @@ impl SchedulerStore {
             ))
             .bigint(i64::try_from(recent_failures).unwrap_or(i64::MAX));
 
+        let mut completed = Sql::new(format!(
+            "SELECT {cols} FROM {t} WHERE status = 'completed' AND {with_bounds}"
+        ));
+        repo_filter(&mut completed);
+        completed
+            .push(" ORDER BY (process_end_time IS NULL), process_end_time DESC, id DESC LIMIT ?")
+            .bigint(i64::try_from(recent_failures).unwrap_or(i64::MAX));
+
         let mut inner = self.lock().await;
         let db = &mut inner.primary;
         let mut summary = StatusSummary::default();
@@ -636,6 +644,8 @@ impl SchedulerStore {
         if recent_failures > 0 {
             let rows = db.load::<TaskRow>(OP, &failures).await?;
             summary.recent_failures = self.to_tasks(db, rows)?;
+            let rows = db.load::<TaskRow>(OP, &completed).await?;
+            summary.recent_completed = self.to_tasks(db, rows)?;
         }
         Ok(summary)
     }
@@ -830,6 +840,7 @@ impl SchedulerStore {
         let backend = self.backend;
         let mut sql = Sql::new(format!(
             "UPDATE {} SET status = 'completed', exposures = ?, visits1 = ?, replica_failures = ?, \
+             butler_ms = ?, efd_ms = ?, transform_ms = ?, write_ms = ?, scheduler_ms = ?, \
              process_end_time = ?, process_exec_time = {}, error = NULL, lease_expires_at = NULL, \
              previous_status = NULL WHERE ",
             self.table.qualified(),
@@ -837,9 +848,12 @@ impl SchedulerStore {
         ));
         sql.int(saturate(completion.exposures))
             .int(saturate(completion.visits1))
-            .int(saturate(completion.replica_failures))
-            .time(now)
-            .time(now);
+            .int(saturate(completion.replica_failures));
+        let millis = completion.timings.map(|t| t.millis());
+        for k in 0..5 {
+            sql.int(millis.map(|m| m[k]));
+        }
+        sql.time(now).time(now);
         self.owned_change("complete a task", sql, id, owner).await
     }
 
@@ -1223,5 +1237,17 @@ fn to_task(shown: &str, row: TaskRow) -> Result<Task, SchedulerError> {
         previous_status,
         last_error_at: row.last_error_at.map(DbTime::nanos),
         replica_failures: row.replica_failures,
+        timings: match (
+            row.butler_ms,
+            row.efd_ms,
+            row.transform_ms,
+            row.write_ms,
+            row.scheduler_ms,
+        ) {
+            (None, None, None, None, None) => None,
+            (b, e, t, w, s) => Some(PhaseTimings::from_millis(
+                [b, e, t, w, s].map(|v| v.unwrap_or(0)),
+            )),
+        },
     })
 }

@@ -335,6 +335,7 @@ pub(crate) async fn complete_with(store: &SchedulerStore, id: TaskId, exposures:
         exposures,
         visits1: exposures,
         replica_failures: 0,
+        timings: None,
     };
     assert!(
         store

@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use scheduler_store::{ABANDONED, Completion, LEASE_EXPIRED, Selection, TaskId, TaskStatus};
+use scheduler_store::{
+    ABANDONED, Completion, LEASE_EXPIRED, PhaseTimings, Selection, TaskId, TaskStatus,
+};
 
 use crate::common::{Fixture, Kind, REPO, at, both_backends, secs, spec};
 
@@ -242,10 +244,18 @@ async fn claims_record_owner_lease_and_retries(f: &Fixture) {
         .unwrap();
     assert_eq!(again.retries, 1);
     f.clock.advance(secs(42));
+    let timings = PhaseTimings {
+        butler: Duration::from_millis(12),
+        efd: Duration::from_micros(30_999_900),
+        transform: Duration::from_millis(5),
+        write: Duration::from_secs(2),
+        scheduler: Duration::ZERO,
+    };
     let done = Completion {
         exposures: 17,
         visits1: 9,
         replica_failures: 1,
+        timings: Some(timings),
     };
     assert!(store.complete(again.id, "pod-e", done).await.unwrap().value);
     let completed = store.task(again.id).await.unwrap().unwrap();
@@ -255,6 +265,11 @@ async fn claims_record_owner_lease_and_retries(f: &Fixture) {
         (Some(17), Some(9))
     );
     assert_eq!(completed.replica_failures, Some(1));
+    // Stored in whole milliseconds.
+    assert_eq!(
+        completed.timings.map(|t| t.millis()),
+        Some([12, 30_999, 5, 2_000, 0])
+    );
     assert_eq!(completed.process_exec_time, Some(42));
     assert_eq!(completed.process_end, Some(at(0).offset(49_000_000_000)));
     assert_eq!((completed.error, completed.lease_expires_at), (None, None));
@@ -457,6 +472,7 @@ async fn a_dead_worker_loses_its_claim(f: &Fixture) {
         exposures: 3,
         visits1: 2,
         replica_failures: 0,
+        timings: None,
     };
     assert!(worker_b.complete(task.id, "b", counts).await.unwrap().value);
     let done = worker_a.task(task.id).await.unwrap().unwrap();

@@ -73,12 +73,17 @@ INSERT INTO efd_scheduler.latiss (start_time, end_time, timewindow, status, butl
     'Task interrupted', '2025-05-31 23:00:00');
 ";
 
-const NEW_COLUMNS: [&str; 5] = [
+const NEW_COLUMNS: [&str; 10] = [
     "claimed_by",
     "lease_expires_at",
     "previous_status",
     "last_error_at",
     "replica_failures",
+    "butler_ms",
+    "efd_ms",
+    "transform_ms",
+    "write_ms",
+    "scheduler_ms",
 ];
 
 fn columns_sql(kind: Kind, table: &str) -> String {
@@ -146,6 +151,11 @@ async fn migrating_a_python_service_table_adds_only_columns(f: &Fixture) {
                 "timestamp without time zone",
                 "character",
                 "timestamp without time zone",
+                "integer",
+                "integer",
+                "integer",
+                "integer",
+                "integer",
                 "integer"
             ]
         );
@@ -153,7 +163,7 @@ async fn migrating_a_python_service_table_adds_only_columns(f: &Fixture) {
     assert_eq!(f.lines(&url, ROWS_SQL), rows_before, "rows kept");
     assert_eq!(
         f.lines(&url, VERSIONS_SQL),
-        ["latiss|1", "latiss|2", "latiss|3"]
+        ["latiss|1", "latiss|2", "latiss|3", "latiss|4"]
     );
 
     // Idempotent: opening again changes nothing.
@@ -162,7 +172,7 @@ async fn migrating_a_python_service_table_adds_only_columns(f: &Fixture) {
         f.lines(&url, columns_sql(f.kind, "latiss").as_str()),
         columns_after
     );
-    assert_eq!(f.lines(&url, VERSIONS_SQL).len(), 3);
+    assert_eq!(f.lines(&url, VERSIONS_SQL).len(), 4);
 
     // The old rows work: trimmed statuses, the failed task retried, the pending one claimed.
     let old = store
@@ -214,12 +224,14 @@ async fn migrating_a_python_service_table_adds_only_columns(f: &Fixture) {
             "latiss|1",
             "latiss|2",
             "latiss|3",
+            "latiss|4",
             "lsstcam|1",
             "lsstcam|2",
-            "lsstcam|3"
+            "lsstcam|3",
+            "lsstcam|4"
         ]
     );
-    assert_eq!(f.lines(&url, &columns_sql(f.kind, "lsstcam")).len(), 19);
+    assert_eq!(f.lines(&url, &columns_sql(f.kind, "lsstcam")).len(), 24);
 }
 
 async fn migrations_can_be_required_instead_of_run(f: &Fixture) {
@@ -231,7 +243,7 @@ async fn migrations_can_be_required_instead_of_run(f: &Fixture) {
         .unwrap_err();
     assert!(matches!(err, SchedulerError::Schema { .. }), "{err:?}");
     assert!(
-        err.to_string().contains("lacks migrations [1, 2, 3]"),
+        err.to_string().contains("lacks migrations [1, 2, 3, 4]"),
         "{err}"
     );
     assert!(!err.is_transient());
@@ -259,7 +271,7 @@ async fn migrations_can_be_required_instead_of_run(f: &Fixture) {
     );
     assert_eq!(
         f.lines(&url, VERSIONS_SQL),
-        ["latiss|1", "latiss|2", "latiss|3"]
+        ["latiss|1", "latiss|2", "latiss|3", "latiss|4"]
     );
     assert!(
         SchedulerStore::open(&[], f.options()).await.is_err(),

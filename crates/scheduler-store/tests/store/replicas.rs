@@ -47,6 +47,10 @@ async fn replicas_receive_the_primary_s_rows() {
         exposures: 4,
         visits1: 1,
         replica_failures: 0,
+        timings: Some(scheduler_store::PhaseTimings {
+            efd: std::time::Duration::from_millis(250),
+            ..Default::default()
+        }),
     };
     assert!(store.complete(ids[0], "w", done).await.unwrap().value);
     assert!(store.fail(ids[1], "w", "boom").await.unwrap().value);
