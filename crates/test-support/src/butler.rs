@@ -7,7 +7,8 @@
 //! LATISS and LSSTCam exposures and visits, and writes `expected.json`, the records
 //! `butler.query_dimension_records(...)` returns for a set of timespan-overlap and day_obs queries.
 //! The script's docstring describes the data and the queries; [`ExpectedRegistry`] is the typed
-//! view of `expected.json`.
+//! view of `expected.json`. [`make_registry_from_manifest`] registers a synthetic night's exposures
+//! and visits (the `night.json` of `transformed_efd_examples::synth`) instead of the fixed data set.
 //!
 //! ```no_run
 //! use test_support::butler::{ExpectedRegistry, make_registry};
@@ -80,12 +81,53 @@ pub fn python() -> PathBuf {
 ///
 /// Panics with the script's output if it fails, or as [`python`] does if the venv is missing.
 pub fn make_registry(out: &Path, postgres: Option<(&str, &str)>) -> serde_json::Value {
+    run_script(out, None, postgres)
+}
+
+/// Makes a Butler repository in `out` with the real daf_butler holding the exposures and visits of
+/// a synthetic night, and returns its parsed `out/expected.json`.
+///
+/// `manifest` is the `night.json` the synthetic-night generator writes
+/// (`transformed_efd_examples::synth::Manifest`): its instrument, and its items, each an exposure or
+/// a visit with `id`, `day_obs`, `seq_num`, UTC `begin_utc_ns`/`end_utc_ns`, `physical_filter`,
+/// `observation_type` and `exposure_time`. They are registered through daf_butler's own API
+/// (`registry.insertDimensionData`) instead of the fixed data set of [`make_registry`]: the
+/// instrument, its physical filters (band = the filter's first letter after any `SDSS`), the
+/// day_obs records, a group and an exposure per exposure item, and per visit item a visit (visit
+/// system 0), its membership and its `visit_definition` to the exposure of the same id (every visit
+/// needs one). Timespans are stored as TAI (UTC + 37 s; items before 2017 are refused).
+///
+/// `expected.json` then holds, per element (exposure, visit), what daf_butler returns for the
+/// timespan-overlap query over the whole night (from the whole minute before the first item to a
+/// minute after the last) and for the day_obs range of the night; parse it with
+/// [`ExpectedRegistry::from_json`].
+///
+/// SQLite or PostgreSQL (`postgres = Some((url, namespace))`) as for [`make_registry`]; the same
+/// panics, plus the script's error for a manifest it cannot use (no items, an unknown instrument,
+/// a visit without an exposure of its id).
+pub fn make_registry_from_manifest(
+    out: &Path,
+    manifest: &Path,
+    postgres: Option<(&str, &str)>,
+) -> serde_json::Value {
+    run_script(out, Some(manifest), postgres)
+}
+
+/// Runs `make_registry.py` (with `--items` when `items` is given) and reads `out/expected.json`.
+fn run_script(
+    out: &Path,
+    items: Option<&Path>,
+    postgres: Option<(&str, &str)>,
+) -> serde_json::Value {
     let python = python();
     let script = make_registry_script();
     let mut command = Command::new(&python);
     command.arg(&script).arg("--out").arg(out);
     if let Some((url, namespace)) = postgres {
         command.args(["--postgres", url, "--namespace", namespace]);
+    }
+    if let Some(items) = items {
+        command.arg("--items").arg(items);
     }
     let output = command
         .stdin(Stdio::null())

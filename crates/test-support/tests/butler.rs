@@ -1,11 +1,14 @@
 //! Integration tests for [`test_support::butler`]: registries made by the real daf_butler (SQLite and
-//! PostgreSQL) and the `expected.json` it answers with.
+//! PostgreSQL), from the fixed data set or from a synthetic night's manifest, and the `expected.json`
+//! it answers with.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use test_support::Postgres;
-use test_support::butler::{ExpectedRecord, ExpectedRegistry, make_registry, python};
+use test_support::butler::{
+    ExpectedRecord, ExpectedRegistry, make_registry, make_registry_from_manifest, python,
+};
 
 /// TAI - UTC in 2025 (every instant of the fixture), in nanoseconds.
 const TAI_MINUS_UTC_NS: i64 = 37_000_000_000;
@@ -204,4 +207,162 @@ fn postgres_registry_in_a_schema_matches_sqlite() {
     let sqlite = ExpectedRegistry::from_json(&make_registry(&sqlite_repo, None));
     assert_eq!(sqlite.overlaps, expected.overlaps);
     assert_eq!(sqlite.day_obs, expected.day_obs);
+}
+
+/// What is compared of a record: id, day_obs, seq_num, TAI begin and end, filter, observation type.
+type RecordKey = (
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    String,
+    Option<String>,
+);
+
+/// A synthetic night's manifest (`night.json`) with three LSSTCam exposures, the last spanning the
+/// 12:00 UTC day_obs roll-over, and visits of the first and last.
+fn manifest_json() -> serde_json::Value {
+    const S: i64 = 1_000_000_000;
+    let t0 = 1_759_366_800 * S; // 2025-10-02T01:00:00Z, day_obs 20251001
+    let roll = 1_759_406_400 * S; // 2025-10-02T12:00:00Z
+    let item = |id: i64, day_obs: i64, seq: i64, begin: i64, visit: bool, filter: &str| {
+        serde_json::json!({
+            "id": id, "day_obs": day_obs, "seq_num": seq,
+            "begin_utc_ns": begin, "end_utc_ns": begin + 30 * S + 7,
+            "is_visit": visit, "physical_filter": filter,
+            "observation_type": if visit { None } else { Some(if seq == 2 { "bias" } else { "science" }) },
+            "exposure_time": 30.0,
+        })
+    };
+    serde_json::json!({
+        "instrument": "LSSTCam",
+        "items": [
+            item(2025100100001, 20251001, 1, t0 + 3 * S + 123_456_789, false, "r_57"),
+            item(2025100100002, 20251001, 2, t0 + 60 * S, false, "i_39"),
+            item(2025100100003, 20251001, 3, roll - 10 * S, false, "r_57"),
+            item(2025100100001, 20251001, 1, t0 + 3 * S + 123_456_789, true, "r_57"),
+            item(2025100100003, 20251001, 3, roll - 10 * S, true, "r_57"),
+        ],
+        "topics": [],
+    })
+}
+
+#[test]
+fn registries_from_a_manifest_hold_its_items_in_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_json();
+    let path = dir.path().join("night.json");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let items = manifest["items"].as_array().unwrap();
+
+    let repo = dir.path().join("sqlite");
+    let sqlite = ExpectedRegistry::from_json(&make_registry_from_manifest(&repo, &path, None));
+    assert_eq!(sqlite.repo, repo.canonicalize().unwrap());
+    assert_eq!(sqlite.registry, "sqlite");
+    assert!(repo.join("gen3.sqlite3").is_file());
+    for (element, is_visit) in [("exposure", false), ("visit", true)] {
+        // daf_butler returns exactly the manifest's items, with their timespans stored as TAI.
+        let want: Vec<RecordKey> = items
+            .iter()
+            .filter(|i| i["is_visit"] == is_visit)
+            .map(|i| {
+                let ns = |k: &str| i[k].as_i64().unwrap() + TAI_MINUS_UTC_NS;
+                (
+                    i["id"].as_i64().unwrap(),
+                    i["day_obs"].as_i64().unwrap(),
+                    i["seq_num"].as_i64(),
+                    Some(ns("begin_utc_ns")),
+                    Some(ns("end_utc_ns")),
+                    i["physical_filter"].as_str().unwrap().to_owned(),
+                    i["observation_type"].as_str().map(str::to_owned),
+                )
+            })
+            .collect();
+        let got = |records: &[ExpectedRecord]| -> Vec<RecordKey> {
+            records
+                .iter()
+                .map(|r| {
+                    assert_eq!(r.exposure_time, Some(30.0));
+                    (
+                        r.id,
+                        r.day_obs,
+                        r.seq_num,
+                        r.begin_tai_ns,
+                        r.end_tai_ns,
+                        r.physical_filter.clone(),
+                        r.observation_type.clone(),
+                    )
+                })
+                .collect()
+        };
+        let overlap: Vec<_> = sqlite
+            .overlaps
+            .iter()
+            .filter(|q| q.element == element)
+            .collect();
+        assert_eq!(overlap.len(), 1, "{element}");
+        assert_eq!(overlap[0].instrument, "LSSTCam");
+        assert_eq!(
+            got(&overlap[0].records),
+            want,
+            "{element} overlapping the night"
+        );
+        let by_day: Vec<_> = sqlite
+            .day_obs
+            .iter()
+            .filter(|q| q.element == element)
+            .collect();
+        assert_eq!(by_day.len(), 1, "{element}");
+        assert_eq!(
+            (by_day[0].day_obs_start, by_day[0].day_obs_end),
+            (20251001, 20251001)
+        );
+        assert_eq!(
+            got(&by_day[0].records),
+            want,
+            "{element} of day_obs 20251001"
+        );
+    }
+
+    // The same night in a PostgreSQL namespace answers the same.
+    let pg = Postgres::start();
+    pg.create_database("butler");
+    let url = pg.url("butler");
+    let repo = dir.path().join("pg");
+    let postgres = ExpectedRegistry::from_json(&make_registry_from_manifest(
+        &repo,
+        &path,
+        Some((&url, NAMESPACE)),
+    ));
+    assert_eq!(postgres.registry, "postgresql");
+    assert_eq!(postgres.overlaps, sqlite.overlaps);
+    assert_eq!(postgres.day_obs, sqlite.day_obs);
+    assert_eq!(
+        pg.psql(
+            "butler",
+            &format!(
+                "SELECT count(*) FROM {NAMESPACE}.exposure; SELECT count(*) FROM {NAMESPACE}.visit; \
+                 SELECT count(*) FROM {NAMESPACE}.visit_definition"
+            )
+        ),
+        "3\n2\n2\n"
+    );
+}
+
+#[test]
+fn a_manifest_visit_without_its_exposure_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifest = manifest_json();
+    manifest["items"].as_array_mut().unwrap().remove(0);
+    let path = dir.path().join("night.json");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let repo = dir.path().join("repo");
+    let panic = std::panic::catch_unwind(|| make_registry_from_manifest(&repo, &path, None))
+        .expect_err("a visit without an exposure must be refused");
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains("has no exposure of the same id"),
+        "{message}"
+    );
 }
