@@ -21,15 +21,14 @@
 //! the project's kernels. Finally both ConsDBs must agree on every cell of `exposure_efd`,
 //! `visit1_efd` and the unpivoted tables (floats to 1e-12 relative).
 //!
-//! Where an item lies in two tasks whose EFD queries end at different times (each covers only the
-//! union of its own items), a packed row published after the item's end, or a 1 s bucket reaching
-//! past it, makes the stored value depend on which task wrote last: such a cell must equal one of
-//! the values of the tasks holding the item ([`Expected::Either`]; only packed and pre-aggregated
-//! columns may be in this case), and it is left out of the comparison of the two ConsDBs.
+//! An item can lie in two tasks whose EFD queries end at different times (each covers the union of
+//! its own items). Every task holding an item must compute the same value for it: the pipeline
+//! widens a query's end to complete the last pre-aggregation bucket and to reach the packed row
+//! written after the last samples, and the expected values here are computed per task to check it.
 
 #![allow(clippy::print_stderr)] // Progress and timings of the stages, shown with --no-capture.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -464,13 +463,6 @@ fn run_case(case: &Case) {
             for (column, x) in a {
                 let y = &b[column.as_str()];
                 cells += 1;
-                if from_pg
-                    .either
-                    .contains(&(table.clone(), key.clone(), column.clone()))
-                {
-                    // Depends on which task wrote last: each was checked against its candidates.
-                    continue;
-                }
                 assert!(
                     same_cell(x, y),
                     "{table} {key} {column}: PostgreSQL {x}, SQLite {y}"
@@ -483,9 +475,8 @@ fn run_case(case: &Case) {
         );
     }
     eprintln!(
-        "{}: done, {} task-dependent cells ({:.1} s)",
+        "{}: done ({:.1} s)",
         case.name,
-        from_pg.either.len(),
         clock.elapsed().as_secs_f64()
     );
 }
@@ -647,8 +638,6 @@ fn tasks(m: &Manifest) -> Vec<Task<'_>> {
 struct Stored {
     /// Rows of each output table by key (`day_obs/seq_num[/property/field]`), without `created_at`.
     tables: BTreeMap<String, BTreeMap<String, Map<String, Value>>>,
-    /// Cells whose value depends on which task wrote it last: (table, key, column).
-    either: BTreeSet<(String, String, String)>,
 }
 
 /// Checks the task table, the rows and the chosen values of one ConsDB; returns its rows.
@@ -731,11 +720,7 @@ fn check_consdb(
                     .get(col.name)
                     .unwrap_or_else(|| panic!("{table} has no column {}", col.name));
                 let expected = expect(lp, col, item, tasks);
-                if expected.check(got.as_f64(), &format!("{table} {key} {}", col.name)) {
-                    stored
-                        .either
-                        .insert((table.to_owned(), key.clone(), col.name.to_owned()));
-                }
+                expected.check(got.as_f64(), &format!("{table} {key} {}", col.name));
                 values += usize::from(!got.is_null());
                 checked += 1;
             }
@@ -779,11 +764,7 @@ fn check_consdb(
                     assert_eq!(r[id].as_i64(), Some(item.id), "{table} {key}");
                     r["value"].as_f64().unwrap()
                 });
-                if expected.check(got, &format!("{table} {key}")) {
-                    stored
-                        .either
-                        .insert((table.to_owned(), key.clone(), "value".to_owned()));
-                }
+                expected.check(got, &format!("{table} {key}"));
                 values += usize::from(got.is_some());
                 checked += 1;
             }
@@ -795,10 +776,9 @@ fn check_consdb(
         stored.tables.insert(table.to_owned(), by_key);
     }
     eprintln!(
-        "{}: {checked} values checked in {}, {} task-dependent",
+        "{}: {checked} values checked in {}",
         case.name,
-        db.describe(),
-        stored.either.len()
+        db.describe()
     );
     stored
 }
@@ -817,43 +797,21 @@ fn close(a: f64, b: f64, tolerance: f64) -> bool {
     a == b || (a - b).abs() <= tolerance * a.abs().max(b.abs())
 }
 
-/// The expected value of a cell.
+/// The expected value of a cell: every task holding the item computes the same (the pipeline
+/// completes the last pre-aggregation bucket and packed row past a task's end, so an item's value
+/// does not depend on the other items of its task).
 #[derive(Debug)]
-enum Expected {
-    /// Determined by the item: every task holding it computes this.
-    Exactly(Option<f64>),
-    /// The tasks holding the item compute different values (each queries only the union of its
-    /// own items, and a packed row or a 1 s bucket can reach past the item's end); the stored one
-    /// is that of the task that finished last.
-    Either(Vec<Option<f64>>),
-}
+struct Expected(Option<f64>);
 
 impl Expected {
-    /// Asserts that `got` is as expected; returns whether it was [`Expected::Either`].
-    fn check(&self, got: Option<f64>, what: &str) -> bool {
-        let matches = |want: &Option<f64>| match (want, got) {
+    /// Asserts that `got` is as expected.
+    fn check(&self, got: Option<f64>, what: &str) {
+        let matches = match (self.0, got) {
             (None, None) => true,
-            (Some(w), Some(g)) => close(*w, g, VALUE_TOLERANCE),
+            (Some(w), Some(g)) => close(w, g, VALUE_TOLERANCE),
             _ => false,
         };
-        match self {
-            Expected::Exactly(want) => {
-                assert!(matches(want), "{what}: stored {got:?}, computed {want:?}");
-                false
-            }
-            Expected::Either(wants) => {
-                let Some(i) = wants.iter().position(matches) else {
-                    panic!("{what}: stored {got:?}, computed one of {wants:?}")
-                };
-                eprintln!(
-                    "{what}: task-dependent: stored {got:?}, the value of task {} of {} holding \
-                     the item (in time order): {wants:?}",
-                    i + 1,
-                    wants.len()
-                );
-                true
-            }
-        }
+        assert!(matches, "{what}: stored {got:?}, computed {:?}", self.0);
     }
 }
 
@@ -872,18 +830,13 @@ fn expect(lp: &LineProtocol, col: &Col, item: &ManifestItem, tasks: &[Task<'_>])
         }
     }
     assert!(!values.is_empty(), "item {} is in no task", item.id);
-    if values.len() == 1 {
-        Expected::Exactly(values[0])
-    } else {
-        // Plain samples inside the item's timespan are in every task's query range.
-        assert!(
-            col.source != Source::Raw,
-            "{} of item {}: plain samples gave task-dependent values {values:?}",
-            col.name,
-            item.id
-        );
-        Expected::Either(values)
-    }
+    assert!(
+        values.len() == 1,
+        "{} of item {}: the tasks holding it would compute different values {values:?}",
+        col.name,
+        item.id
+    );
+    Expected(values[0])
 }
 
 /// BEHAVIOUR.md §5 (default semantics), from the raw samples: the topic is queried over `union`
@@ -891,7 +844,19 @@ fn expect(lp: &LineProtocol, col: &Col, item: &ManifestItem, tasks: &[Task<'_>])
 /// `[begin + start_offset, end]`, inclusive, in ns.
 fn value(lp: &LineProtocol, col: &Col, item: &ManifestItem, union: (i64, i64)) -> Option<f64> {
     let offset = col.offset_nanos();
-    let (q0, q1) = (union.0 + offset, union.1);
+    // The query is widened as the pipeline does (default semantics): its end to the end of the 1 s
+    // bucket holding it; for packed rows, whose time is not their samples', by 10 s on both sides.
+    let q1 = match col.source {
+        Source::Raw => union.1,
+        Source::Packed => union.1 + 10 * NANOS_PER_SECOND,
+        Source::Mean1s => {
+            union.1.div_euclid(NANOS_PER_SECOND) * NANOS_PER_SECOND + NANOS_PER_SECOND - 1
+        }
+    };
+    let q0 = match col.source {
+        Source::Packed => union.0 + offset - 10 * NANOS_PER_SECOND,
+        Source::Raw | Source::Mean1s => union.0 + offset,
+    };
     let (w0, w1) = (item.begin_utc_ns + offset, item.end_utc_ns);
     let in_query = |t: i64| q0 <= t && t <= q1;
     let in_window = |t: i64| w0 <= t && t <= w1;

@@ -38,7 +38,16 @@ pub struct QueryGroup {
     pub fields: Vec<String>,
     /// Indexes into [`Config::columns`] of the columns computed from this group, in config order.
     pub columns: Vec<usize>,
+    /// Whether the query's end is widened so that the samples at a task's edge are complete (see
+    /// [`QueryGroup::query_range`]); false in reference semantics.
+    pub complete_end: bool,
 }
+
+/// How far beyond a task's interval packed-series rows are fetched, on both sides: a row's time is
+/// not its samples' (they start at its `cRIO_timestamp` and span up to the next row; the EFD
+/// stamps the row when it is written, after them), so samples inside the interval can sit in a row
+/// stamped outside it.
+pub const PACKED_MARGIN_NANOS: i64 = 10_000_000_000;
 
 /// Counts that describe a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +91,7 @@ impl QueryPlan {
                         pre_aggregation: pre_aggregation.clone(),
                         fields: Vec::new(),
                         columns: Vec::new(),
+                        complete_end: semantics == Semantics::Default,
                     });
                     groups.len() - 1
                 });
@@ -128,8 +138,109 @@ impl QueryGroup {
     }
 
     /// The time range to query for a task whose topic interval is `interval`: its start moved by the
-    /// group's `start_offset`.
+    /// group's `start_offset`, and (default semantics) its end widened so that an item's value does
+    /// not depend on which task computes it: to the end of the pre-aggregation bucket holding it
+    /// (else that bucket's aggregate covers only part of its width), and for packed series by
+    /// [`PACKED_MARGIN_NANOS`] on both sides (else rows holding samples at the edges are missed).
+    /// The extra samples lie outside every item's window and change nothing else.
     pub fn query_range(&self, interval: TimeRange) -> TimeRange {
-        interval.with_start_offset(self.start_offset_nanos)
+        let range = interval.with_start_offset(self.start_offset_nanos);
+        if !self.complete_end {
+            return range;
+        }
+        let mut start = range.start().0;
+        let mut end = range.end().0;
+        if let Some(p) = &self.pre_aggregation {
+            let width = p.interval.nanos();
+            if width > 0 {
+                // Buckets are aligned to the epoch; the range end is inclusive.
+                end = end
+                    .div_euclid(width)
+                    .saturating_mul(width)
+                    .saturating_add(width - 1);
+            }
+        }
+        if self.packed {
+            start = start.saturating_sub(PACKED_MARGIN_NANOS);
+            end = end.saturating_add(PACKED_MARGIN_NANOS);
+        }
+        TimeRange::new(crate::UtcNanos(start), crate::UtcNanos(end)).unwrap_or(range)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::UtcNanos;
+
+    const S: i64 = 1_000_000_000;
+
+    fn plan(semantics: Semantics) -> QueryPlan {
+        let yaml = r#"
+version: "t"
+columns:
+- name: bucketed
+  tables: [exposure_efd]
+  function: mean
+  datatype: float
+  description: d
+  pre_aggregate_interval: 2s
+  topics: [{name: a.b.c, fields: [{name: x}]}]
+- name: packed
+  tables: [exposure_efd]
+  function: mean
+  datatype: float
+  description: d
+  packed_series: true
+  topics: [{name: a.b.d, fields: [{name: y}]}]
+- name: plain
+  tables: [exposure_efd]
+  function: mean
+  datatype: float
+  description: d
+  topics: [{name: a.b.e, fields: [{name: z}]}]
+"#;
+        QueryPlan::new(&Config::parse(yaml, "t.yaml").unwrap(), semantics)
+    }
+
+    #[test]
+    fn query_ends_complete_the_last_bucket_and_packed_row_by_default_only() {
+        // [10.5 s, 101.3 s]: the 2 s bucket holding 101.3 s ends at 101.999999999 s.
+        let interval =
+            TimeRange::new(UtcNanos(10 * S + S / 2), UtcNanos(101 * S + S * 3 / 10)).unwrap();
+        let default = plan(Semantics::Default);
+        let ends: Vec<i64> = default
+            .groups
+            .iter()
+            .map(|g| g.query_range(interval).end().0)
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                102 * S - 1,
+                101 * S + S * 3 / 10 + PACKED_MARGIN_NANOS,
+                101 * S + S * 3 / 10
+            ]
+        );
+        let starts: Vec<i64> = default
+            .groups
+            .iter()
+            .map(|g| g.query_range(interval).start().0)
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                interval.start().0,
+                interval.start().0 - PACKED_MARGIN_NANOS,
+                interval.start().0
+            ]
+        );
+        // An end on a bucket boundary opens the bucket that starts there.
+        let on_edge = TimeRange::new(UtcNanos(0), UtcNanos(100 * S)).unwrap();
+        assert_eq!(default.groups[0].query_range(on_edge).end().0, 102 * S - 1);
+        // Reference semantics query exactly the interval, as the Python service.
+        for g in &plan(Semantics::Reference).groups {
+            assert_eq!(g.query_range(interval), interval);
+        }
     }
 }
