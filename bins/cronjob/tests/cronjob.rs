@@ -1,8 +1,6 @@
 //! `efd-cronjob` as the CronJob runs it: a first run creates the pending task up to now and
 //! processes nothing not yet due; a second run creates nothing new.
 
-use std::process::Command;
-
 use test_support::butler::{ExpectedRegistry, make_registry};
 
 #[test]
@@ -16,7 +14,7 @@ fn a_cron_run_creates_the_current_task_and_waits_for_it_to_be_due() {
     let efd = dir.path().join("efd.lp");
     std::fs::write(&efd, "").unwrap();
     let run = || {
-        Command::new(env!("CARGO_BIN_EXE_efd-cronjob"))
+        test_support::service_command(env!("CARGO_BIN_EXE_efd-cronjob"))
             .args([
                 "-c",
                 config,
@@ -30,7 +28,6 @@ fn a_cron_run_creates_the_current_task_and_waits_for_it_to_be_due() {
                 &format!("sqlite:///{}", dir.path().join("consdb.db").display()),
             ])
             .args(["-E", &format!("file://{}", efd.display()), "--migrate"])
-            .env_remove("CONSDB_URL")
             .output()
             .unwrap()
     };

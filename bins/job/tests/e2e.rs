@@ -30,7 +30,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use diesel::connection::SimpleConnection as _;
@@ -514,33 +513,7 @@ fn check_registry(registry: &ExpectedRegistry, m: &Manifest) {
 /// `efd-job` with only the options given here (nothing from the environment running the tests).
 fn run_job(case: &Case, night: &NightFiles, config: &Path, repo: &Path, db: &str, efd: &str) {
     let m = &night.manifest;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_efd-job"));
-    for (var, _) in std::env::vars_os() {
-        let name = var.to_string_lossy();
-        if name.starts_with("EFD_")
-            || name.starts_with("PG")
-            || name.starts_with("LSST_")
-            || name.starts_with("DAF_BUTLER")
-            || [
-                "CONFIG_FILE",
-                "INSTRUMENT",
-                "BUTLER_REPO",
-                "CONSDB_URL",
-                "DATETIME_START",
-                "DATETIME_END",
-                "TIMEDELTA",
-                "TIMEWINDOW",
-                "LOG_FILE",
-                "WORKERS",
-                "LOG_FORMAT",
-                "LOG_LEVEL",
-                "LEASE_SECONDS",
-            ]
-            .contains(&name.as_ref())
-        {
-            command.env_remove(&var);
-        }
-    }
+    let mut command = test_support::service_command(env!("CARGO_BIN_EXE_efd-job"));
     let out = command
         .arg("-c")
         .arg(config)

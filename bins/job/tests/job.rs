@@ -39,25 +39,8 @@ fn efd_file() -> String {
 }
 
 fn job() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_efd-job"));
     // Only what the test passes: no variables from the environment that runs the tests.
-    for var in [
-        "CONFIG_FILE",
-        "INSTRUMENT",
-        "BUTLER_REPO",
-        "CONSDB_URL",
-        "EFD_URL",
-        "DATETIME_START",
-        "DATETIME_END",
-        "TIMEDELTA",
-        "TIMEWINDOW",
-        "LOG_FILE",
-        "WORKERS",
-        "LOG_FORMAT",
-    ] {
-        c.env_remove(var);
-    }
-    c
+    test_support::service_command(env!("CARGO_BIN_EXE_efd-job"))
 }
 
 #[test]

@@ -103,30 +103,7 @@ impl Setup {
         self.runs += 1;
         let log = self.dir.path().join(format!("run-{}.log", self.runs));
         let file = std::fs::File::create(&log).unwrap();
-        let mut c = Command::new(env!("CARGO_BIN_EXE_efd-job"));
-        for var in [
-            "CONFIG_FILE",
-            "INSTRUMENT",
-            "BUTLER_REPO",
-            "CONSDB_URL",
-            "EFD_URL",
-            "EFD_HOST",
-            "EFD_PORT",
-            "EFD_PATH",
-            "EFD_USERNAME",
-            "EFD_PASSWORD",
-            "EFD_PASSWORD_FILE",
-            "DATETIME_START",
-            "DATETIME_END",
-            "TIMEDELTA",
-            "TIMEWINDOW",
-            "LOG_FILE",
-            "WORKERS",
-            "LOG_FORMAT",
-            "LEASE_SECONDS",
-        ] {
-            c.env_remove(var);
-        }
+        let mut c = test_support::service_command(env!("CARGO_BIN_EXE_efd-job"));
         c.env("LOG_LEVEL", "info,pipeline=debug,scheduler_store=debug")
             .args(["-c", self.config.to_str().unwrap(), "-i", "latiss"])
             .args(["-r", self.registry.repo.to_str().unwrap(), "-d", &self.db])

@@ -5,7 +5,6 @@
 //! completed, and a second run finds nothing missing and creates nothing.
 
 use std::path::Path;
-use std::process::Command;
 
 use diesel::sql_types::BigInt;
 use diesel::{Connection as _, QueryableByName, RunQueryDsl as _, SqliteConnection};
@@ -69,23 +68,7 @@ fn the_monitor_fills_a_missing_night_and_reports_every_task_completed() {
     assert_eq!(registry.registry, "sqlite");
     let consdb = dir.path().join("consdb.db");
     let monitor = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_efd-monitor"));
-        for var in [
-            "CONFIG_FILE",
-            "INSTRUMENT",
-            "BUTLER_REPO",
-            "CONSDB_URL",
-            "EFD_URL",
-            "TIMEDELTA",
-            "TIMEWINDOW",
-            "LOG_FILE",
-            "WORKERS",
-            "LOG_FORMAT",
-            "MONITOR_WINDOW_DAYS",
-            "DAF_BUTLER_REPOSITORY_INDEX",
-        ] {
-            c.env_remove(var);
-        }
+        let mut c = test_support::service_command(env!("CARGO_BIN_EXE_efd-monitor"));
         c.arg("-c")
             .arg(&config)
             .args(["-i", "latiss", "-r"])

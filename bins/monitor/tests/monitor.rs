@@ -1,7 +1,5 @@
 //! `efd-monitor` as the hourly CronJob runs it, and `efd-monitor status`.
 
-use std::process::Command;
-
 use test_support::butler::{ExpectedRegistry, make_registry};
 
 #[test]
@@ -15,7 +13,7 @@ fn a_monitor_run_and_the_status_report() {
     let efd = dir.path().join("efd.lp");
     std::fs::write(&efd, "").unwrap();
     let monitor = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_efd-monitor"));
+        let mut c = test_support::service_command(env!("CARGO_BIN_EXE_efd-monitor"));
         c.args([
             "-c",
             config,
@@ -28,8 +26,7 @@ fn a_monitor_run_and_the_status_report() {
             "-d",
             &format!("sqlite:///{}", dir.path().join("consdb.db").display()),
         ])
-        .args(["-E", &format!("file://{}", efd.display()), "--migrate"])
-        .env_remove("CONSDB_URL");
+        .args(["-E", &format!("file://{}", efd.display()), "--migrate"]);
         c
     };
     let out = monitor().output().unwrap();

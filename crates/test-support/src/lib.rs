@@ -38,6 +38,7 @@ pub use http::{HttpResponse, http_request};
 pub use influxd::{Influxd, SERVER_GOMAXPROCS};
 pub use logs::{CapturedLogs, LogGuard, capture_logs};
 pub use postgres::Postgres;
+pub use process::service_command;
 pub use proxy::SlowProxy;
 pub use s3::S3Server;
 

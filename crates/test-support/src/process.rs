@@ -116,3 +116,43 @@ pub(crate) fn log_tail(path: &Path, offset: u64) -> String {
         tail.join("\n")
     )
 }
+
+/// Variables the service's binaries (or the libraries they use) read, by exact name.
+const SERVICE_VARIABLES: [&str; 17] = [
+    "CONFIG_FILE",
+    "INSTRUMENT",
+    "BUTLER_REPO",
+    "CONSDB_URL",
+    "DATETIME_START",
+    "DATETIME_END",
+    "TIMEDELTA",
+    "TIMEWINDOW",
+    "LOG_FILE",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+    "WORKERS",
+    "GRACE_PERIOD",
+    "LEASE_SECONDS",
+    "MONITOR_WINDOW_DAYS",
+    "S3_ENDPOINT_URL",
+    "DAF_BUTLER_REPOSITORY_INDEX",
+];
+
+/// Prefixes of the variables they read (`EFD_URL`, `EFD_PASSWORD`, `EFD_CONCURRENCY`, libpq's
+/// `PG*`, `LSST_DB_AUTH`, `LSST_RESOURCES_S3_PROFILE_*`, `AWS_*`).
+const SERVICE_PREFIXES: [&str; 4] = ["EFD_", "PG", "LSST_", "AWS_"];
+
+/// A command for one of the service's binaries (`efd-job`, ...) that sees none of the variables
+/// they read from the environment running the tests, so a test passes exactly what it means to.
+pub fn service_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if SERVICE_VARIABLES.contains(&text.as_ref())
+            || SERVICE_PREFIXES.iter().any(|p| text.starts_with(p))
+        {
+            command.env_remove(&name);
+        }
+    }
+    command
+}
