@@ -180,8 +180,20 @@ async fn workers_claim_process_and_complete_every_task_once() {
         total.total() > std::time::Duration::ZERO && total.write > std::time::Duration::ZERO,
         "{total:?}"
     );
-    let pipeline_efd = pipeline.efd_stats();
-    assert!(pipeline_efd.statements > 0, "{pipeline_efd:?}");
+    // Each task with items runs every planned query exactly once (no topic queried twice).
+    let mut with_items = 0;
+    for task in &created {
+        let t = store.task(task.id).await.unwrap().unwrap();
+        with_items += usize::from(t.exposures.unwrap_or(0) + t.visits1.unwrap_or(0) > 0);
+    }
+    let groups = pipeline.transformer().plan().groups.len();
+    let efd = pipeline.efd_stats();
+    assert!(with_items > 0 && groups > 0);
+    assert_eq!(
+        efd.statements,
+        (with_items * groups) as u64,
+        "{with_items} tasks with items x {groups} query groups: {efd:?}"
+    );
     for task in &created {
         let t = store.task(task.id).await.unwrap().unwrap();
         assert_eq!(t.status, TaskStatus::Completed, "{t:?}");
