@@ -2,6 +2,8 @@
 #
 #   make demo   run the main job on the embedded default (no servers)
 #   make test   formatting, lints, docs and the whole test suite
+#   make bench-e2e   efd-job end to end on a synthetic LSSTCam night with real servers (not in `test`);
+#                    options in BENCH_ARGS, e.g. BENCH_ARGS="--timedelta 5,60 --efd-concurrency 1,4"
 #
 # Cargo honours CARGO_TARGET_DIR when it is set (CI caches the build there); nothing here needs it.
 
@@ -9,7 +11,7 @@ CARGO ?= cargo
 # Use cargo-nextest when it is installed, else plain cargo test.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: test deps lint fmt-check clippy doc unit demo bench tidy
+.PHONY: test deps lint fmt-check clippy doc unit demo bench bench-e2e tidy
 
 test: deps lint unit
 
@@ -53,3 +55,10 @@ demo:
 
 bench:
 	$(CARGO) bench --locked -p transformed-efd-benches
+
+# efd-job (release) over a synthetic 2-hour LSSTCam night, EFD from influxd and from the file: wall
+# time, throughput, EFD traffic, time per phase, peak RSS; a table, and target/bench/e2e.json.
+BENCH_ARGS ?=
+bench-e2e:
+	$(CARGO) build --release --locked -p efd-job
+	$(CARGO) run --release --locked -p transformed-efd-examples --example bench_e2e -- $(BENCH_ARGS)
