@@ -18,6 +18,9 @@ use transform_core::{AggregateFn, ColumnData, Frame, FrameColumn, MAX_FIELDS_PER
 use url::Url;
 
 use crate::error::EfdError;
+
+/// A topic's field keys, filled by the first `SHOW FIELD KEYS` that succeeds.
+type FieldKeysCell = tokio::sync::OnceCell<Arc<Vec<FieldKey>>>;
 use crate::influxql;
 use crate::json::{Accumulator, ColumnKind};
 use crate::merge::outer_join;
@@ -37,7 +40,8 @@ pub struct HttpSource {
     endpoint: String,
     options: EfdOptions,
     permits: Semaphore,
-    field_keys: Mutex<HashMap<String, Arc<Vec<FieldKey>>>>,
+    /// Field keys per topic, fetched once: concurrent askers wait for the first fetch.
+    field_keys: Mutex<HashMap<String, Arc<FieldKeysCell>>>,
     stats: crate::stats::StatsCounters,
 }
 
@@ -263,24 +267,25 @@ impl HttpSource {
         redact(&excerpt, &self.secrets())
     }
 
-    /// The field keys of a topic, from the cache or `SHOW FIELD KEYS`.
+    /// The field keys of a topic, from the cache or one `SHOW FIELD KEYS` per topic and process
+    /// (tasks asking at once wait for the same statement; a failed fetch is tried again later).
     async fn cached_field_keys(&self, topic: &str) -> Result<Arc<Vec<FieldKey>>, EfdError> {
-        if let Some(keys) = self.lock_cache().get(topic) {
-            return Ok(Arc::clone(keys));
-        }
-        let statement = influxql::show_field_keys(&self.measurement(topic));
-        let frame = self
-            .run(topic, &statement, &|| {
-                Accumulator::new(topic, HashMap::new(), ColumnKind::Str)
+        let cell = Arc::clone(self.lock_cache().entry(topic.to_owned()).or_default());
+        let keys = cell
+            .get_or_try_init(|| async {
+                let statement = influxql::show_field_keys(&self.measurement(topic));
+                let frame = self
+                    .run(topic, &statement, &|| {
+                        Accumulator::new(topic, HashMap::new(), ColumnKind::Str)
+                    })
+                    .await?;
+                Ok::<_, EfdError>(Arc::new(field_keys_from(topic, &frame)?))
             })
             .await?;
-        let keys = Arc::new(field_keys_from(topic, &frame)?);
-        self.lock_cache()
-            .insert(topic.to_owned(), Arc::clone(&keys));
-        Ok(keys)
+        Ok(Arc::clone(keys))
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Vec<FieldKey>>>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<FieldKeysCell>>> {
         // A poisoned cache only means another query panicked mid-insert; the map is still valid.
         self.field_keys
             .lock()

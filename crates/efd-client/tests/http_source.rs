@@ -469,3 +469,29 @@ async fn a_stopped_server_is_a_transient_error_after_retries() {
         "recovers after restart"
     );
 }
+
+#[tokio::test]
+async fn concurrent_queries_of_a_topic_share_one_show_field_keys_and_are_counted() {
+    let influx = seeded();
+    let source = http(&influx.url());
+    let fields = ["temperatureItem0", "salIndex"];
+    let q = query(ESS, &fields, range(T0, T0 + 60 * SECOND));
+    let before = source.stats();
+    let frames =
+        futures::future::join_all((0..8).map(|_| run_query(&source, &q, Semantics::Default))).await;
+    for frame in frames {
+        assert_eq!(frame.unwrap().len(), 60);
+    }
+    let stats = source.stats().since(&before);
+    // Eight SELECTs and one SHOW FIELD KEYS for the topic, however the tasks interleave.
+    assert_eq!(stats.statements, 9, "{stats:?}");
+    assert_eq!(stats.requests, 9, "{stats:?}");
+    assert_eq!(stats.retries, 0, "{stats:?}");
+    assert!(
+        stats.bytes > 0 && stats.in_flight > std::time::Duration::ZERO,
+        "{stats:?}"
+    );
+    // Cached for the process: another query sends only its SELECT.
+    run_query(&source, &q, Semantics::Default).await.unwrap();
+    assert_eq!(source.stats().since(&before).statements, 10);
+}
