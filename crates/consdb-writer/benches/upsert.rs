@@ -1,12 +1,14 @@
 //! Upsert throughput of 473-column LSSTCam `exposure_efd` rows (the real config), in batches of 100
 //! and 1,000 rows: on PostgreSQL (started by test-support) inserting new rows and updating existing
 //! ones, and on SQLite (a file in a temp dir) for comparison. Criterion reports rows per second.
+//! Also `exposure_efd_unpivoted` batches of 20,000 rows (what a 5-minute LSSTCam task writes),
+//! in the order the pipeline produces them (column by column, then item by item).
 //!
 //! `cargo bench -p consdb-writer --bench upsert`
 
 use std::path::PathBuf;
 
-use consdb_writer::{ConsDb, EfdSchema, ItemKey, MigrateMode, WideBatch};
+use consdb_writer::{ConsDb, EfdSchema, ItemKey, MigrateMode, UnpivotedBatch, WideBatch};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use db_connect::DbUrl;
 use tokio::runtime::Runtime;
@@ -49,6 +51,62 @@ fn batch(schema: &EfdSchema, first: i32, rows: i32) -> WideBatch {
     batch
 }
 
+/// Unpivoted rows for `items` exposures from sequence number `first`: for each unpivoted column of
+/// the config, for each item, `fields` fields (the pipeline's order).
+fn unpivoted(schema: &EfdSchema, first: i32, items: i32, fields: usize) -> UnpivotedBatch {
+    let properties = schema.table(Table::ExposureEfdUnpivoted).properties.clone();
+    let mut batch = UnpivotedBatch::new(Table::ExposureEfdUnpivoted);
+    for (p, property) in properties.iter().enumerate() {
+        for seq_num in first..first + items {
+            let key = ItemKey {
+                day_obs: 20240601,
+                seq_num,
+                id: 2_024_060_100_000_000 + i64::from(seq_num),
+            };
+            for f in 0..fields {
+                let value = f64::from(seq_num) + p as f64 * 0.01 + f as f64 * 1e-4;
+                batch.push(key, property.clone(), format!("zForce{f}"), Some(value));
+            }
+        }
+    }
+    batch
+}
+
+fn bench_unpivoted(c: &mut Criterion, name: &str, rt: &Runtime, db: &mut ConsDb) {
+    let schema = db.schema().clone();
+    let properties = schema.table(Table::ExposureEfdUnpivoted).properties.len();
+    let items = 8;
+    // About 20,000 rows a task.
+    let fields = (20_000 / (properties * items as usize)).max(1);
+    let rows = properties * items as usize * fields;
+    let mut group = c.benchmark_group(format!("upsert_unpivoted/{name}"));
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(rows as u64));
+    let mut next = 100_000;
+    group.bench_function(BenchmarkId::new("insert", rows), |b| {
+        b.iter_batched(
+            || {
+                let batch = unpivoted(&schema, next, items, fields);
+                next += items;
+                batch
+            },
+            |batch| {
+                rt.block_on(db.upsert_unpivoted(&batch, CREATED_AT))
+                    .unwrap()
+            },
+            criterion::BatchSize::PerIteration,
+        );
+    });
+    let existing = unpivoted(&schema, 100_000, items, fields);
+    group.bench_function(BenchmarkId::new("update", rows), |b| {
+        b.iter(|| {
+            rt.block_on(db.upsert_unpivoted(&existing, CREATED_AT))
+                .unwrap()
+        });
+    });
+    group.finish();
+}
+
 fn bench_backend(c: &mut Criterion, name: &str, rt: &Runtime, db: &mut ConsDb) {
     let schema = db.schema().clone();
     let mut group = c.benchmark_group(format!("upsert_473_columns/{name}"));
@@ -84,6 +142,7 @@ fn upsert(c: &mut Criterion) {
         .block_on(ConsDb::connect(schema(), &[url], None))
         .unwrap();
     rt.block_on(db.migrate(MigrateMode::Apply)).unwrap();
+    bench_unpivoted(c, "postgres", &rt, &mut db);
     bench_backend(c, "postgres", &rt, &mut db);
 
     let dir = tempfile::tempdir().unwrap();

@@ -84,6 +84,9 @@ pub(crate) struct Upsert {
     data: Vec<Data>,
     conflict: Vec<Ident>,
     update: Vec<Ident>,
+    /// The table's unqualified name when rows whose updated columns would not change are left
+    /// alone (`... DO UPDATE SET ... WHERE <table>.<c> IS DISTINCT FROM EXCLUDED.<c>`).
+    skip_unchanged: Option<Ident>,
     created_at: String,
     /// Rows after removing duplicate keys.
     pub(crate) rows: usize,
@@ -246,6 +249,7 @@ impl Upsert {
             data,
             conflict: spec.primary_key.clone(),
             update,
+            skip_unchanged: None,
             created_at: sql_timestamp(created_at),
             rows: rows.len(),
         };
@@ -301,7 +305,17 @@ impl Upsert {
                 ))
             })
             .collect();
-        rows.reverse();
+        // In primary-key order: the index is then filled page by page instead of item by item for
+        // every column (the pipeline produces rows column by column).
+        rows.sort_unstable_by(|a, b| {
+            (a.key.day_obs, a.key.seq_num, a.key.id, &a.property, &a.field).cmp(&(
+                b.key.day_obs,
+                b.key.seq_num,
+                b.key.id,
+                &b.property,
+                &b.field,
+            ))
+        });
         let data = vec![
             Data::I32(rows.iter().map(|r| Some(r.key.day_obs)).collect()),
             Data::I32(rows.iter().map(|r| Some(r.key.seq_num)).collect()),
@@ -324,6 +338,8 @@ impl Upsert {
             data,
             conflict: spec.primary_key.clone(),
             update: vec![value],
+            // A recomputed value is usually the same: no new row version, no index work.
+            skip_unchanged: Some(spec.name.clone()),
             created_at: sql_timestamp(created_at),
             rows: rows.len(),
         })
@@ -342,8 +358,25 @@ impl Upsert {
             .iter()
             .map(|c| format!("{0} = EXCLUDED.{0}", c.quoted()))
             .collect();
+        let only_changed = match &self.skip_unchanged {
+            None => String::new(),
+            Some(table) => {
+                let differs: Vec<String> = self
+                    .update
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}.{1} IS DISTINCT FROM EXCLUDED.{1}",
+                            table.quoted(),
+                            c.quoted()
+                        )
+                    })
+                    .collect();
+                format!(" WHERE {}", differs.join(" OR "))
+            }
+        };
         format!(
-            " ON CONFLICT ({}) DO UPDATE SET {}",
+            " ON CONFLICT ({}) DO UPDATE SET {}{only_changed}",
             conflict.join(", "),
             set.join(", ")
         )
