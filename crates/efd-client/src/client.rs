@@ -63,6 +63,13 @@ impl EfdSource for EfdClient {
         }
     }
 
+    async fn prefetch_field_keys(&self, topics: &[&str]) -> Result<(), EfdError> {
+        match self {
+            EfdClient::Http(s) => s.prefetch_field_keys(topics).await,
+            EfdClient::File(_) => Ok(()),
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             EfdClient::Http(s) => s.describe(),

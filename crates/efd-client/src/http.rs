@@ -285,12 +285,171 @@ impl HttpSource {
         Ok(Arc::clone(keys))
     }
 
+    /// Fills the field-key cache for the `topics` not cached yet with one `SHOW FIELD KEYS FROM a,
+    /// b, ...` per [`PREFETCH_TOPICS`] topics, instead of one statement per topic at first use. A
+    /// topic the EFD does not have gets no field keys (as its own `SHOW FIELD KEYS` would).
+    pub async fn prefetch_field_keys(&self, topics: &[&str]) -> Result<(), EfdError> {
+        let missing: Vec<&str> = {
+            let cache = self.lock_cache();
+            let mut seen = std::collections::HashSet::new();
+            topics
+                .iter()
+                .copied()
+                .filter(|t| seen.insert(*t))
+                .filter(|t| cache.get(*t).is_none_or(|c| !c.initialized()))
+                .collect()
+        };
+        for chunk in missing.chunks(PREFETCH_TOPICS) {
+            let list: Vec<String> = chunk.iter().map(|t| self.measurement(t)).collect();
+            let statement = format!("SHOW FIELD KEYS FROM {}", list.join(", "));
+            let body = self.run_whole(chunk[0], &statement).await?;
+            let mut by_topic = field_keys_by_measurement(chunk[0], &body)?;
+            for topic in chunk {
+                let keys = by_topic.remove(*topic).unwrap_or_default();
+                let cell = Arc::clone(self.lock_cache().entry((*topic).to_owned()).or_default());
+                // Another task may have filled it meanwhile: its answer stands.
+                let _ = cell.set(Arc::new(keys));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one small statement with retries and returns its whole (unchunked) response body.
+    async fn run_whole(&self, topic: &str, statement: &str) -> Result<Vec<u8>, EfdError> {
+        let attempts = self.options.max_attempts.max(1);
+        let mut attempt = 1;
+        self.stats.statement();
+        loop {
+            match self.whole_attempt(topic, statement, attempt).await {
+                Ok(body) => return Ok(body),
+                Err(e) if e.is_transient() && attempt < attempts => {
+                    self.stats.retry();
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn whole_attempt(
+        &self,
+        topic: &str,
+        statement: &str,
+        attempt: u32,
+    ) -> Result<Vec<u8>, EfdError> {
+        let _permit = self.permits.acquire().await.map_err(|_| EfdError::Config {
+            message: "the EFD source was shut down".to_owned(),
+        })?;
+        tracing::debug!(
+            message = "EFD query.",
+            event = "efd_query",
+            topic,
+            attempt,
+            statement
+        );
+        let mut request = self
+            .client
+            .post(self.query_url.clone())
+            .query(&[("db", self.options.database.as_str()), ("epoch", "ns")])
+            .form(&[("q", statement)]);
+        if let Some((user, password)) = self.options.credentials() {
+            request = request.basic_auth(user, Some(password.expose()));
+        }
+        self.stats.request();
+        let sent = std::time::Instant::now();
+        let result = async {
+            let response = request
+                .send()
+                .await
+                .map_err(|e| self.transport_error(topic, attempt, &e))?;
+            let status = response.status();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| self.transport_error(topic, attempt, &e))?;
+            self.stats.bytes(body.len());
+            if !status.is_success() {
+                return Err(EfdError::Http {
+                    topic: topic.to_owned(),
+                    status: status.as_u16(),
+                    attempts: attempt,
+                    body: self.body_excerpt(&String::from_utf8_lossy(&body)),
+                });
+            }
+            Ok(body.to_vec())
+        }
+        .await;
+        self.stats.in_flight(sent.elapsed());
+        result
+    }
+
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<FieldKeysCell>>> {
         // A poisoned cache only means another query panicked mid-insert; the map is still valid.
         self.field_keys
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Topics per `SHOW FIELD KEYS` of [`HttpSource::prefetch_field_keys`].
+pub(crate) const PREFETCH_TOPICS: usize = 50;
+
+/// The field keys of each measurement in the answer to `SHOW FIELD KEYS FROM a, b, ...`.
+fn field_keys_by_measurement(
+    topic: &str,
+    body: &[u8],
+) -> Result<HashMap<String, Vec<FieldKey>>, EfdError> {
+    let bad = |what: &str| EfdError::response(topic, format!("SHOW FIELD KEYS: {what}"));
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(&format!("not JSON: {e}")))?;
+    if let Some(error) = value.get("error").and_then(|e| e.as_str()) {
+        return Err(EfdError::InfluxQl {
+            topic: topic.to_owned(),
+            message: error.to_owned(),
+        });
+    }
+    let mut out: HashMap<String, Vec<FieldKey>> = HashMap::new();
+    let results = value
+        .get("results")
+        .and_then(|r| r.as_array())
+        .ok_or_else(|| bad("no results"))?;
+    for result in results {
+        if let Some(error) = result.get("error").and_then(|e| e.as_str()) {
+            return Err(EfdError::InfluxQl {
+                topic: topic.to_owned(),
+                message: error.to_owned(),
+            });
+        }
+        let series = result.get("series").and_then(|s| s.as_array());
+        for s in series.into_iter().flatten() {
+            let name = s
+                .get("name")
+                .and_then(|n| n.as_str())
+                .ok_or_else(|| bad("a series without a name"))?;
+            let keys = out.entry(name.to_owned()).or_default();
+            for row in s
+                .get("values")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let (Some(key), Some(kind)) = (
+                    row.get(0).and_then(|k| k.as_str()),
+                    row.get(1).and_then(|t| t.as_str()),
+                ) else {
+                    return Err(bad("a row without a field key and type"));
+                };
+                let field_type = FieldType::from_influx(kind)
+                    .ok_or_else(|| bad(&format!("unknown field type `{kind}`")))?;
+                keys.push(FieldKey {
+                    name: key.to_owned(),
+                    field_type,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn field_keys_from(topic: &str, frame: &Frame) -> Result<Vec<FieldKey>, EfdError> {
@@ -408,6 +567,10 @@ impl EfdSource for HttpSource {
 
     async fn field_keys(&self, topic: &str) -> Result<Vec<FieldKey>, EfdError> {
         Ok(self.cached_field_keys(topic).await?.as_ref().clone())
+    }
+
+    async fn prefetch_field_keys(&self, topics: &[&str]) -> Result<(), EfdError> {
+        HttpSource::prefetch_field_keys(self, topics).await
     }
 
     fn describe(&self) -> String {

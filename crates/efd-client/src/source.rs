@@ -93,6 +93,17 @@ pub trait EfdSource: Send + Sync {
 
     /// Where the data comes from, for logs (never with credentials).
     fn describe(&self) -> String;
+
+    /// Learns the field keys of `topics` ahead of their queries, in as few statements as the
+    /// source can (the HTTP source: one `SHOW FIELD KEYS` for up to 50 topics instead of one per
+    /// topic); a source that needs nothing ahead does nothing.
+    fn prefetch_field_keys(
+        &self,
+        topics: &[&str],
+    ) -> impl Future<Output = Result<(), EfdError>> + Send {
+        let _ = topics;
+        async { Ok(()) }
+    }
 }
 
 /// One topic query of a task: a planned [`QueryGroup`] bound to a time range.

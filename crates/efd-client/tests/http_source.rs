@@ -495,3 +495,35 @@ async fn concurrent_queries_of_a_topic_share_one_show_field_keys_and_are_counted
     run_query(&source, &q, Semantics::Default).await.unwrap();
     assert_eq!(source.stats().since(&before).statements, 10);
 }
+
+#[tokio::test]
+async fn field_keys_of_many_topics_come_from_one_statement() {
+    let influx = seeded();
+    let source = http(&influx.url());
+    let before = source.stats();
+    source
+        .prefetch_field_keys(&[ESS, "lsst.sal.None.nothing", ESS])
+        .await
+        .unwrap();
+    assert_eq!(source.stats().since(&before).statements, 1);
+    // The same keys and types as the topic's own SHOW FIELD KEYS, with no further statement.
+    let keys = source.field_keys(ESS).await.unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k.name == "temperatureItem0" && k.field_type == FieldType::Float),
+        "{keys:?}"
+    );
+    assert!(
+        source
+            .field_keys("lsst.sal.None.nothing")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(source.stats().since(&before).statements, 1);
+    let fresh = http(&influx.url());
+    assert_eq!(fresh.field_keys(ESS).await.unwrap(), keys);
+    // Cached: asking again sends nothing.
+    source.prefetch_field_keys(&[ESS]).await.unwrap();
+    assert_eq!(source.stats().since(&before).statements, 1);
+}

@@ -96,6 +96,15 @@ impl Transformer {
         let frames: Vec<Option<Frame>> = match interval {
             None => vec![None; self.plan.groups.len()],
             Some(interval) => {
+                // Field types for every topic in one statement (cached for the process).
+                let topics: Vec<&str> = self.plan.groups.iter().map(|g| g.topic.as_str()).collect();
+                match source.prefetch_field_keys(&topics).await {
+                    Ok(()) => {}
+                    Err(e) if self.semantics == Semantics::Reference => {
+                        tracing::error!(message = "EFD field keys failed; topics are queried one by one.", event = "influx_topic_fields_fetch_failed", error = %e);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 let queries: Vec<TopicQuery> = self
                     .plan
                     .groups
