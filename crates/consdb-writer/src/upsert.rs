@@ -308,13 +308,20 @@ impl Upsert {
         // In primary-key order: the index is then filled page by page instead of item by item for
         // every column (the pipeline produces rows column by column).
         rows.sort_unstable_by(|a, b| {
-            (a.key.day_obs, a.key.seq_num, a.key.id, &a.property, &a.field).cmp(&(
-                b.key.day_obs,
-                b.key.seq_num,
-                b.key.id,
-                &b.property,
-                &b.field,
-            ))
+            (
+                a.key.day_obs,
+                a.key.seq_num,
+                a.key.id,
+                &a.property,
+                &a.field,
+            )
+                .cmp(&(
+                    b.key.day_obs,
+                    b.key.seq_num,
+                    b.key.id,
+                    &b.property,
+                    &b.field,
+                ))
         });
         let data = vec![
             Data::I32(rows.iter().map(|r| Some(r.key.day_obs)).collect()),
