@@ -286,7 +286,7 @@ impl HttpSource {
     }
 
     /// Fills the field-key cache for the `topics` not cached yet with one `SHOW FIELD KEYS FROM a,
-    /// b, ...` per [`PREFETCH_TOPICS`] topics, instead of one statement per topic at first use. A
+    /// b, ...` per 50 topics, instead of one statement per topic at first use. A
     /// topic the EFD does not have gets no field keys (as its own `SHOW FIELD KEYS` would).
     pub async fn prefetch_field_keys(&self, topics: &[&str]) -> Result<(), EfdError> {
         let missing: Vec<&str> = {
