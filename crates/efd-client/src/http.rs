@@ -95,12 +95,26 @@ impl HttpSource {
         statement: &str,
         make: &(dyn Fn() -> Accumulator + Sync),
     ) -> Result<Frame, EfdError> {
+        self.with_retries(topic, |attempt| {
+            self.attempt(topic, statement, make(), attempt)
+        })
+        .await?
+        .finish()
+    }
+
+    /// Counts one statement and runs `attempt_fn` (given the attempt number, from 1) until it succeeds,
+    /// fails permanently, or the attempts allowed are spent, backing off between transient failures.
+    async fn with_retries<T, F, Fut>(&self, topic: &str, mut attempt_fn: F) -> Result<T, EfdError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, EfdError>>,
+    {
         let attempts = self.options.max_attempts.max(1);
         let mut attempt = 1;
         self.stats.statement();
         loop {
-            match self.attempt(topic, statement, make(), attempt).await {
-                Ok(acc) => return acc.finish(),
+            match attempt_fn(attempt).await {
+                Ok(value) => return Ok(value),
                 Err(e) if e.is_transient() && attempt < attempts => {
                     let delay = self.backoff(attempt);
                     tracing::warn!(
@@ -141,7 +155,22 @@ impl HttpSource {
         mut acc: Accumulator,
         attempt: u32,
     ) -> Result<Accumulator, EfdError> {
-        let _permit = self.permits.acquire().await.map_err(|_| EfdError::Config {
+        let _permit = self.acquire(topic, statement, attempt).await?;
+        let request = self.request(statement, true);
+        let sent = std::time::Instant::now();
+        let result = self.exchange(topic, request, &mut acc, attempt).await;
+        self.stats.in_flight(sent.elapsed());
+        result.map(|()| acc)
+    }
+
+    /// Waits for a request slot (at most `concurrency` in flight) and logs the statement.
+    async fn acquire(
+        &self,
+        topic: &str,
+        statement: &str,
+        attempt: u32,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, EfdError> {
+        let permit = self.permits.acquire().await.map_err(|_| EfdError::Config {
             message: "the EFD source was shut down".to_owned(),
         })?;
         tracing::debug!(
@@ -151,25 +180,27 @@ impl HttpSource {
             attempt,
             statement
         );
+        Ok(permit)
+    }
+
+    /// A `/query` POST of `statement` (streamed in chunks when `chunked`), with the credentials,
+    /// counted as one request.
+    fn request(&self, statement: &str, chunked: bool) -> reqwest::RequestBuilder {
         let chunk_size = self.options.chunk_size.to_string();
+        let mut params = vec![("db", self.options.database.as_str()), ("epoch", "ns")];
+        if chunked {
+            params.extend([("chunked", "true"), ("chunk_size", chunk_size.as_str())]);
+        }
         let mut request = self
             .client
             .post(self.query_url.clone())
-            .query(&[
-                ("db", self.options.database.as_str()),
-                ("epoch", "ns"),
-                ("chunked", "true"),
-                ("chunk_size", chunk_size.as_str()),
-            ])
+            .query(&params)
             .form(&[("q", statement)]);
         if let Some((user, password)) = self.options.credentials() {
             request = request.basic_auth(user, Some(password.expose()));
         }
         self.stats.request();
-        let sent = std::time::Instant::now();
-        let result = self.exchange(topic, request, &mut acc, attempt).await;
-        self.stats.in_flight(sent.elapsed());
-        result.map(|()| acc)
+        request
     }
 
     /// Sends `request` and feeds the streamed response to `acc`.
@@ -316,20 +347,10 @@ impl HttpSource {
 
     /// Runs one small statement with retries and returns its whole (unchunked) response body.
     async fn run_whole(&self, topic: &str, statement: &str) -> Result<Vec<u8>, EfdError> {
-        let attempts = self.options.max_attempts.max(1);
-        let mut attempt = 1;
-        self.stats.statement();
-        loop {
-            match self.whole_attempt(topic, statement, attempt).await {
-                Ok(body) => return Ok(body),
-                Err(e) if e.is_transient() && attempt < attempts => {
-                    self.stats.retry();
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.with_retries(topic, |attempt| {
+            self.whole_attempt(topic, statement, attempt)
+        })
+        .await
     }
 
     async fn whole_attempt(
@@ -338,25 +359,8 @@ impl HttpSource {
         statement: &str,
         attempt: u32,
     ) -> Result<Vec<u8>, EfdError> {
-        let _permit = self.permits.acquire().await.map_err(|_| EfdError::Config {
-            message: "the EFD source was shut down".to_owned(),
-        })?;
-        tracing::debug!(
-            message = "EFD query.",
-            event = "efd_query",
-            topic,
-            attempt,
-            statement
-        );
-        let mut request = self
-            .client
-            .post(self.query_url.clone())
-            .query(&[("db", self.options.database.as_str()), ("epoch", "ns")])
-            .form(&[("q", statement)]);
-        if let Some((user, password)) = self.options.credentials() {
-            request = request.basic_auth(user, Some(password.expose()));
-        }
-        self.stats.request();
+        let _permit = self.acquire(topic, statement, attempt).await?;
+        let request = self.request(statement, false);
         let sent = std::time::Instant::now();
         let result = async {
             let response = request
