@@ -1,42 +1,12 @@
 //! `efd-job` as operators run it: flags, exit codes, and rows in an embedded ConsDB (SQLite) from a
 //! Butler registry made by lsst-daf-butler and a line-protocol EFD file.
 
-use std::fmt::Write as _;
+mod common;
+
 use std::process::Command;
 
+use common::{CONFIG, efd_lines};
 use test_support::butler::{ExpectedRegistry, make_registry};
-
-const CONFIG: &str = r#"
-version: "test"
-columns:
-- name: temp_mean
-  tables: [exposure_efd, visit1_efd]
-  function: mean
-  datatype: float
-  description: Mean of sensor 301.
-  subset_field: salIndex
-  subset_value: 301
-  topics:
-  - name: lsst.sal.ESS.temperature
-    fields: [{name: temperatureItem0}, {name: salIndex}]
-"#;
-
-const S: i64 = 1_000_000_000;
-const T0: i64 = 1_759_373_400 * S; // 2025-10-02T02:50:00Z
-
-fn efd_file() -> String {
-    let mut s = String::new();
-    for k in 0..2400i64 {
-        let sal = if k % 2 == 0 { 301 } else { 302 };
-        let _ = writeln!(
-            s,
-            "lsst.sal.ESS.temperature temperatureItem0={},salIndex={sal}i {}",
-            k as f64,
-            T0 + k * S
-        );
-    }
-    s
-}
 
 fn job() -> Command {
     // Only what the test passes: no variables from the environment that runs the tests.
@@ -50,7 +20,7 @@ fn a_job_over_a_range_completes_its_tasks_and_exits_0() {
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, CONFIG).unwrap();
     let efd = dir.path().join("efd.lp");
-    std::fs::write(&efd, efd_file()).unwrap();
+    std::fs::write(&efd, efd_lines()).unwrap();
     let db = format!("sqlite:///{}", dir.path().join("consdb.db").display());
     let common = |c: &mut Command| {
         c.args([

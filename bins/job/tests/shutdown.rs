@@ -4,11 +4,13 @@
 //! after which another run fails it as orphaned and retries it. The task table and ConsDB are SQLite
 //! files, the Butler registry is made by lsst-daf-butler.
 
-use std::fmt::Write as _;
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{CONFIG, S, efd_lines};
 use consdb_writer::{ConsDb, EfdSchema};
 use db_connect::DbUrl;
 use scheduler_store::{
@@ -18,43 +20,12 @@ use test_support::butler::{ExpectedRegistry, make_registry};
 use test_support::{Influxd, SlowProxy};
 use transform_core::{Config, Instrument, Table};
 
-const CONFIG: &str = r#"
-version: "test"
-columns:
-- name: temp_mean
-  tables: [exposure_efd, visit1_efd]
-  function: mean
-  datatype: float
-  description: Mean of sensor 301.
-  subset_field: salIndex
-  subset_value: 301
-  topics:
-  - name: lsst.sal.ESS.temperature
-    fields: [{name: temperatureItem0}, {name: salIndex}]
-"#;
-
-const S: i64 = 1_000_000_000;
-const T0: i64 = 1_759_373_400 * S; // 2025-10-02T02:50:00Z
 /// Far longer than any test: a held response is only let through by `set_delay`.
 const FOREVER: Duration = Duration::from_secs(600);
 /// How long the process may take to reach the slow EFD (startup, migrations, the Butler query).
 const STARTUP: Duration = Duration::from_secs(60);
 /// Slack on top of the grace period for releasing the task and exiting.
 const EXIT_MARGIN: Duration = Duration::from_secs(10);
-
-fn efd_lines() -> String {
-    let mut s = String::new();
-    for k in 0..2400i64 {
-        let sal = if k % 2 == 0 { 301 } else { 302 };
-        let _ = writeln!(
-            s,
-            "lsst.sal.ESS.temperature temperatureItem0={},salIndex={sal}i {}",
-            k as f64,
-            T0 + k * S
-        );
-    }
-    s
-}
 
 fn block_on<F: Future>(work: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
