@@ -1,11 +1,15 @@
-//! EFD data handling: `/query` JSON parsing into frames (MB/s), packed-series unpacking
+//! EFD data handling: `/query` JSON and MessagePack parsing into frames (MB/s; the same rows in
+//! both, so their times compare directly), packed-series unpacking
 //! (samples/s), and loading a line-protocol export into the file source (MB/s).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use efd_client::{CRIO_TIMESTAMP, EfdSource, FieldType, FileSource, parse_query_response, unpack};
+use efd_client::{
+    CRIO_TIMESTAMP, EfdSource, FieldType, FileSource, parse_query_response,
+    parse_query_response_msgpack, unpack,
+};
 use transform_core::{ColumnData, Frame, FrameColumn, Semantics};
 use transformed_efd_benches::SplitMix;
 
@@ -60,6 +64,21 @@ fn json_benches(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(body.len() as u64));
     group.bench_function("parse_query_json", |b| {
         b.iter(|| parse_query_response(std::hint::black_box(&body), &types).map(|f| f.len()));
+    });
+    // The same documents as influxd encodes them for `Accept: application/x-msgpack`.
+    let msgpack: Vec<u8> = body
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .flat_map(|line| {
+            let doc: serde_json::Value = serde_json::from_slice(line).expect("bench JSON");
+            rmp_serde::to_vec_named(&doc).expect("msgpack")
+        })
+        .collect();
+    group.throughput(Throughput::Bytes(msgpack.len() as u64));
+    group.bench_function("parse_query_msgpack", |b| {
+        b.iter(|| {
+            parse_query_response_msgpack(std::hint::black_box(&msgpack), &types).map(|f| f.len())
+        });
     });
     group.finish();
 }

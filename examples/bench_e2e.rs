@@ -45,7 +45,7 @@
 //! cargo build --release -p efd-job
 //! cargo run --release -p transformed-efd-examples --example bench_e2e -- \
 //!     [--minutes 120] [--exposures 80] [--config PATH] [--instrument lsstcam] [--seed 1] \
-//!     [--timedelta 5[,60]] [--workers 1[,2]] [--efd-concurrency 4[,1]] [--sources http,file] \
+//!     [--timedelta 5[,60]] [--workers 1[,2]] [--efd-concurrency 4[,1]] [--sources http,http-json,file] \
 //!     [--scale 1[,2,4]] [--out target/bench] [--job target/release/efd-job] [--regenerate]
 //! ```
 
@@ -66,7 +66,7 @@ use transformed_efd_examples::synth::{Manifest, NANOS_PER_SECOND, Night, SynthOp
 
 const USAGE: &str = "usage: bench_e2e [--minutes N] [--exposures N] [--config PATH] \
                      [--instrument NAME] [--seed N] [--timedelta LIST] [--workers LIST] \
-                     [--efd-concurrency LIST] [--sources http,file] [--scale LIST] [--out DIR] \
+                     [--efd-concurrency LIST] [--sources http,http-json,file] [--scale LIST] [--out DIR] \
                      [--job PATH] [--regenerate]\n(LIST: comma-separated numbers, e.g. 5,60)";
 
 /// The EFD database name in influxd (the pipeline's default).
@@ -77,8 +77,11 @@ const SEED_CHUNK_BYTES: usize = 64 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Source {
-    /// A real influxd over HTTP (ConsDB in PostgreSQL).
+    /// A real influxd over HTTP, answers in MessagePack (ConsDB in PostgreSQL).
     Http,
+    /// The same, answers in JSON (`--efd-format json`), for comparison.
+    #[serde(rename = "http-json")]
+    HttpJson,
     /// The line-protocol file (ConsDB in SQLite).
     File,
 }
@@ -87,8 +90,13 @@ impl Source {
     fn name(self) -> &'static str {
         match self {
             Source::Http => "http",
+            Source::HttpJson => "http-json",
             Source::File => "file",
         }
+    }
+
+    fn is_http(self) -> bool {
+        matches!(self, Source::Http | Source::HttpJson)
     }
 }
 
@@ -170,8 +178,9 @@ impl Options {
                         .split(',')
                         .map(|s| match s.trim() {
                             "http" => Ok(Source::Http),
+                            "http-json" => Ok(Source::HttpJson),
                             "file" => Ok(Source::File),
-                            other => bail!("--sources: `{other}` is neither http nor file"),
+                            other => bail!("--sources: `{other}` is not http, http-json or file"),
                         })
                         .collect::<anyhow::Result<_>>()?;
                 }
@@ -358,6 +367,8 @@ struct JobSpec<'a> {
     timedelta: u32,
     workers: u32,
     efd_concurrency: u32,
+    /// `--efd-format` of the run (what the http sources ask influxd for).
+    efd_format: &'static str,
     /// Directory for `job.log` (stdout), `job.err` and `time.txt`.
     dir: &'a Path,
 }
@@ -420,6 +431,7 @@ fn run_job(spec: &JobSpec<'_>) -> anyhow::Result<JobRun> {
         .args(["-t", &spec.timedelta.to_string()])
         .args(["--workers", &spec.workers.to_string()])
         .args(["--efd-concurrency", &spec.efd_concurrency.to_string()])
+        .args(["--efd-format", spec.efd_format])
         .args(["--migrate", "--log-format", "json"])
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path)?)
@@ -912,7 +924,8 @@ fn main() -> anyhow::Result<()> {
 
     let postgres = options
         .sources
-        .contains(&Source::Http)
+        .iter()
+        .any(|s| s.is_http())
         .then(test_support::Postgres::start);
     let postgres_process = postgres
         .as_ref()
@@ -923,7 +936,7 @@ fn main() -> anyhow::Result<()> {
     for &scale in &options.scale {
         let (dir, manifest, generate_s) = night(&options, scale)?;
         let mut record = NightRecord::new(scale, &dir, &manifest, generate_s);
-        let influx = if options.sources.contains(&Source::Http) {
+        let influx = if options.sources.iter().any(|s| s.is_http()) {
             let influx = test_support::Influxd::start();
             eprintln!(
                 "bench-e2e: night ×{scale}: seeding influxd with {:.0} MB of line protocol",
@@ -963,7 +976,7 @@ fn main() -> anyhow::Result<()> {
                         }
                         std::fs::create_dir_all(&run_dir)?;
                         let (consdb, efd) = match (source, &postgres, &influx) {
-                            (Source::Http, Some(pg), Some((influx, _))) => {
+                            (source, Some(pg), Some((influx, _))) if source.is_http() => {
                                 let db = format!("consdb_{index:02}");
                                 pg.create_database(&db);
                                 (pg.url(&db), influx.url())
@@ -986,9 +999,14 @@ fn main() -> anyhow::Result<()> {
                             timedelta,
                             workers,
                             efd_concurrency,
+                            efd_format: if source == Source::HttpJson {
+                                "json"
+                            } else {
+                                "msgpack"
+                            },
                             dir: &run_dir,
                         };
-                        let http = source == Source::Http;
+                        let http = source.is_http();
                         let influxd_process = influx.as_ref().and_then(|i| i.1).filter(|_| http);
                         let pg_process = postgres_process.filter(|_| http);
                         let ((run, influxd_cpu_s), pg_cpu_s) = cpu_during(pg_process, || {
@@ -1105,12 +1123,12 @@ mod tests {
             "--efd-concurrency",
             "1,4",
             "--sources",
-            "file",
+            "file,http-json",
         ];
         let options = Options::parse(args.iter().map(|s| (*s).to_owned())).unwrap();
         assert_eq!(options.timedelta, [5, 60]);
         assert_eq!(options.efd_concurrency, [1, 4]);
-        assert_eq!(options.sources, [Source::File]);
+        assert_eq!(options.sources, [Source::File, Source::HttpJson]);
         assert_eq!((options.minutes, options.exposures), (120, 80));
         assert_eq!(options.scale, [1]);
         assert!(options.config.ends_with("config_lsstcam.yaml"));
@@ -1157,6 +1175,7 @@ mod tests {
             timedelta: 5,
             workers: 2,
             efd_concurrency: 3,
+            efd_format: "json",
             dir: &run_dir,
         };
         let run = run_job(&spec).unwrap();

@@ -24,7 +24,8 @@ type FieldKeysCell = tokio::sync::OnceCell<Arc<Vec<FieldKey>>>;
 use crate::influxql;
 use crate::json::{Accumulator, ColumnKind};
 use crate::merge::outer_join;
-use crate::options::{EfdLocation, EfdOptions};
+use crate::msgpack;
+use crate::options::{EfdLocation, EfdOptions, ResponseFormat};
 use crate::source::{EfdSource, FieldKey, FieldType, Select};
 
 /// The field used to tell apart rows with equal timestamps across chunks, when a select has it.
@@ -156,7 +157,10 @@ impl HttpSource {
         attempt: u32,
     ) -> Result<Accumulator, EfdError> {
         let _permit = self.acquire(topic, statement, attempt).await?;
-        let request = self.request(statement, true);
+        let mut request = self.request(statement, true);
+        if self.options.response_format == ResponseFormat::Msgpack {
+            request = request.header(reqwest::header::ACCEPT, msgpack::MEDIA_TYPE);
+        }
         let sent = std::time::Instant::now();
         let result = self.exchange(topic, request, &mut acc, attempt).await;
         self.stats.in_flight(sent.elapsed());
@@ -217,7 +221,7 @@ impl HttpSource {
             .map_err(|e| self.transport_error(topic, attempt, &e))?;
         let status = response.status();
         if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
+            let body = response.bytes().await.unwrap_or_default();
             return Err(EfdError::Http {
                 topic: topic.to_owned(),
                 status: status.as_u16(),
@@ -225,6 +229,12 @@ impl HttpSource {
                 body: self.body_excerpt(&body),
             });
         }
+        // Parsed as what the server says it sent, whatever was asked for.
+        let is_msgpack = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(msgpack::MEDIA_TYPE));
         let mut buffer: Vec<u8> = Vec::new();
         while let Some(bytes) = response
             .chunk()
@@ -234,16 +244,24 @@ impl HttpSource {
             self.stats.bytes(bytes.len());
             buffer.extend_from_slice(&bytes);
             let mut start = 0;
-            while let Some(pos) = buffer[start..].iter().position(|&b| b == b'\n') {
-                let line = &buffer[start..start + pos];
-                if line.iter().any(|b| !b.is_ascii_whitespace()) {
-                    acc.feed(line)?;
+            if is_msgpack {
+                start = msgpack::feed_complete(acc, &buffer)?;
+            } else {
+                while let Some(pos) = buffer[start..].iter().position(|&b| b == b'\n') {
+                    let line = &buffer[start..start + pos];
+                    if line.iter().any(|b| !b.is_ascii_whitespace()) {
+                        acc.feed(line)?;
+                    }
+                    start += pos + 1;
                 }
-                start += pos + 1;
             }
             buffer.drain(..start);
         }
-        if buffer.iter().any(|b| !b.is_ascii_whitespace()) {
+        if is_msgpack && !buffer.is_empty() {
+            // The stream ended inside a document.
+            return Err(self.truncated(topic, attempt));
+        }
+        if !is_msgpack && buffer.iter().any(|b| !b.is_ascii_whitespace()) {
             // A last document without its newline: complete if it parses; cut short if it does not.
             acc.feed(&buffer).map_err(|e| match e {
                 EfdError::Response { .. } => self.truncated(topic, attempt),
@@ -288,12 +306,17 @@ impl HttpSource {
         }
     }
 
-    fn body_excerpt(&self, body: &str) -> String {
-        // InfluxDB puts its message in {"error": "..."}; show that when it does.
-        let text = serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| body.trim().to_owned());
+    fn body_excerpt(&self, body: &[u8]) -> String {
+        // InfluxDB puts its message in {"error": "..."}, in JSON or in the MessagePack asked for;
+        // show that when it does.
+        #[derive(serde::Deserialize)]
+        struct ErrorBody {
+            error: String,
+        }
+        let text = serde_json::from_slice::<ErrorBody>(body)
+            .or_else(|_| rmp_serde::from_slice::<ErrorBody>(body))
+            .map(|b| b.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_owned());
         let excerpt: String = text.chars().take(BODY_EXCERPT).collect();
         redact(&excerpt, &self.secrets())
     }
@@ -378,7 +401,7 @@ impl HttpSource {
                     topic: topic.to_owned(),
                     status: status.as_u16(),
                     attempts: attempt,
-                    body: self.body_excerpt(&String::from_utf8_lossy(&body)),
+                    body: self.body_excerpt(&body),
                 });
             }
             Ok(body.to_vec())

@@ -1,7 +1,7 @@
 //! Parsing of InfluxDB 1.x `/query` JSON (with `epoch=ns`) straight into typed columns.
 //!
 //! The body is one JSON document, or with `chunked=true` one document per line. Each is parsed with a
-//! serde visitor that pushes every cell into a typed column builder, so no intermediate
+//! serde visitor (the same visitors parse MessagePack documents, [`crate::msgpack`]) that pushes every cell into a typed column builder, so no intermediate
 //! `serde_json::Value` tree is built. InfluxDB's JSON loses the distinction between `21.0` and `21`,
 //! so cells are typed by the field types the caller knows (from `SHOW FIELD KEYS`), not by their
 //! JSON form. Errors in the body (`error`, `results[i].error`) are InfluxQL errors, never empty data.
@@ -114,6 +114,26 @@ impl Accumulator {
             .deserialize(&mut de)
             .and_then(|()| de.end())
             .map_err(|e| EfdError::response(&self.topic, format!("invalid JSON: {e}")))?;
+        self.take_error()
+    }
+
+    /// Parses one whole MessagePack document (see [`crate::msgpack::document_len`]) and appends
+    /// its rows. An InfluxQL error in it is returned.
+    pub(crate) fn feed_msgpack(&mut self, document: &[u8]) -> Result<(), EfdError> {
+        self.partial = false;
+        let mut de = rmp_serde::Deserializer::from_read_ref(document);
+        DocumentSeed(self)
+            .deserialize(&mut de)
+            .map_err(|e| EfdError::response(&self.topic, format!("invalid MessagePack: {e}")))?;
+        self.take_error()
+    }
+
+    /// A permanent error about the response to this accumulator's statement.
+    pub(crate) fn response_error(&self, message: String) -> EfdError {
+        EfdError::response(&self.topic, message)
+    }
+
+    fn take_error(&mut self) -> Result<(), EfdError> {
         match self.error.take() {
             Some(message) => Err(EfdError::InfluxQl {
                 topic: self.topic.clone(),

@@ -14,7 +14,7 @@
 //!   retries, concurrency) and [`EfdClient`] is the source they select.
 //! - [`EfdError`] tells transient failures (retry the task later) from permanent ones.
 //!
-//! Only this crate knows InfluxQL ([`influxql`]) and the `/query` JSON.
+//! Only this crate knows InfluxQL ([`influxql`]) and the `/query` JSON and MessagePack.
 
 mod client;
 mod error;
@@ -24,6 +24,7 @@ pub mod influxql;
 mod json;
 mod lineproto;
 mod merge;
+mod msgpack;
 mod options;
 mod packed;
 mod source;
@@ -34,7 +35,8 @@ pub use error::EfdError;
 pub use file::FileSource;
 pub use http::HttpSource;
 pub use json::parse_query_response;
-pub use options::{EfdLocation, EfdOptions};
+pub use msgpack::parse_query_response_msgpack;
+pub use options::{EfdLocation, EfdOptions, ResponseFormat};
 pub use packed::{CRIO_TIMESTAMP, unpack};
 pub use source::{EfdSource, FieldKey, FieldType, Select, TopicQuery, run_query};
 pub use stats::{EfdStats, StatsCounters};

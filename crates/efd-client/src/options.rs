@@ -70,12 +70,36 @@ pub struct EfdOptions {
     pub concurrency: usize,
     /// Points per chunk of a streamed (`chunked=true`) response.
     pub chunk_size: usize,
+    /// The encoding asked for in the streamed selects (answers are parsed by their
+    /// `Content-Type`, so a server or proxy that ignores the request still works).
+    pub response_format: ResponseFormat,
+}
+
+/// The encoding of `/query` answers asked for with `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResponseFormat {
+    /// MessagePack (InfluxDB ≥ 1.4): cheaper for influxd to encode and for us to parse.
+    #[default]
+    Msgpack,
+    /// JSON, InfluxDB's default.
+    Json,
+}
+
+impl std::str::FromStr for ResponseFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ResponseFormat, String> {
+        match s {
+            "msgpack" => Ok(ResponseFormat::Msgpack),
+            "json" => Ok(ResponseFormat::Json),
+            other => Err(format!("unknown EFD response format {other:?}: msgpack or json")),
+        }
+    }
 }
 
 impl EfdOptions {
     /// Options for `location` with the defaults: database `efd`, retention policy `autogen`, 10 s
     /// connect and 120 s request timeouts, 4 attempts backing off from 0.5 s to 10 s, 4 requests in
-    /// flight, 10,000 points per chunk, no credentials.
+    /// flight, 10,000 points per chunk, MessagePack answers, no credentials.
     pub fn new(location: EfdLocation) -> EfdOptions {
         EfdOptions {
             location,
@@ -90,6 +114,7 @@ impl EfdOptions {
             backoff_max: Duration::from_secs(10),
             concurrency: 4,
             chunk_size: 10_000,
+            response_format: ResponseFormat::Msgpack,
         }
     }
 

@@ -6,7 +6,9 @@
 mod common;
 
 use common::*;
-use efd_client::{EfdClient, EfdError, EfdSource, FieldType, Select, TopicQuery, run_query};
+use efd_client::{
+    EfdClient, EfdError, EfdSource, FieldType, ResponseFormat, Select, TopicQuery, run_query,
+};
 use test_support::Influxd;
 use transform_core::{AggregateFn, ColumnData, InfluxDuration, PreAggregation, Semantics};
 
@@ -250,7 +252,18 @@ async fn packed_series_unpack_every_base_in_default_and_three_in_reference() {
 #[tokio::test]
 async fn the_file_source_returns_identical_frames() {
     let influx = seeded();
-    let source = http(&influx.url());
+    // Both encodings influxd offers, in chunks of 7 points so that documents straddle the
+    // transport's reads.
+    let sources: Vec<(ResponseFormat, efd_client::HttpSource)> =
+        [ResponseFormat::Msgpack, ResponseFormat::Json]
+            .into_iter()
+            .map(|format| {
+                let mut o = options(&influx.url());
+                o.response_format = format;
+                o.chunk_size = 7;
+                (format, efd_client::HttpSource::new(o).unwrap())
+            })
+            .collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("efd.lp");
     std::fs::write(&path, seed()).unwrap();
@@ -308,41 +321,52 @@ async fn the_file_source_returns_identical_frames() {
     );
     packed.packed = true;
     queries.push(packed);
-    for q in &queries {
-        for semantics in [Semantics::Default, Semantics::Reference] {
-            let a = run_query(&source, q, semantics).await.unwrap();
-            let b = run_query(&file, q, semantics).await.unwrap();
-            if let Err(why) = same_frame(&a, &b) {
-                panic!("{} {:?} ({semantics}): {why}", q.topic, q.pre_aggregation);
+    for (format, source) in &sources {
+        for q in &queries {
+            for semantics in [Semantics::Default, Semantics::Reference] {
+                let a = run_query(source, q, semantics).await.unwrap();
+                let b = run_query(&file, q, semantics).await.unwrap();
+                if let Err(why) = same_frame(&a, &b) {
+                    panic!(
+                        "{format:?}: {} {:?} ({semantics}): {why}",
+                        q.topic, q.pre_aggregation
+                    );
+                }
             }
         }
+        assert_eq!(
+            source.field_keys(ESS).await.unwrap(),
+            file.field_keys(ESS).await.unwrap()
+        );
     }
-    assert_eq!(
-        source.field_keys(ESS).await.unwrap(),
-        file.field_keys(ESS).await.unwrap()
-    );
 }
 
 #[tokio::test]
 async fn influxql_errors_are_permanent_errors_not_empty_data() {
     let influx = seeded();
-    let mut o = options(&influx.url());
-    o.database = "no_such_db".to_owned();
-    let source = efd_client::HttpSource::new(o).unwrap();
-    let err = run_query(
-        &source,
-        &query(ESS, &["temperatureItem0"], range(T0, T0 + SECOND)),
-        Semantics::Default,
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(err, EfdError::InfluxQl { .. }), "{err:?}");
-    assert!(err.to_string().contains("database not found"), "{err}");
-    assert!(
-        err.to_string().contains(ESS),
-        "errors name the topic: {err}"
-    );
-    assert!(!err.is_transient());
+    for format in [ResponseFormat::Msgpack, ResponseFormat::Json] {
+        let mut o = options(&influx.url());
+        o.database = "no_such_db".to_owned();
+        o.response_format = format;
+        let source = efd_client::HttpSource::new(o).unwrap();
+        let err = run_query(
+            &source,
+            &query(ESS, &["temperatureItem0"], range(T0, T0 + SECOND)),
+            Semantics::Default,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, EfdError::InfluxQl { .. }),
+            "{format:?}: {err:?}"
+        );
+        assert!(err.to_string().contains("database not found"), "{err}");
+        assert!(
+            err.to_string().contains(ESS),
+            "errors name the topic: {err}"
+        );
+        assert!(!err.is_transient());
+    }
 }
 
 #[tokio::test]

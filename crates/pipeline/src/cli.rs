@@ -63,6 +63,10 @@ pub struct CommonArgs {
     /// EFD queries in flight at once in this process (shared by all workers).
     #[arg(long = "efd-concurrency", env = "EFD_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub efd_concurrency: u16,
+    /// Encoding asked of the EFD for selects: msgpack (cheaper for InfluxDB to encode) or json.
+    /// Answers are read by their Content-Type either way.
+    #[arg(long = "efd-format", env = "EFD_FORMAT", default_value = "msgpack")]
+    pub efd_format: efd_client::ResponseFormat,
     /// Log line format.
     #[arg(
         long = "log-format",
@@ -129,6 +133,7 @@ impl CommonArgs {
         })?;
         let mut efd = EfdOptions::from_env(self.efd.as_deref(), env)?;
         efd.concurrency = usize::from(self.efd_concurrency);
+        efd.response_format = self.efd_format;
         Ok(PipelineOptions {
             instrument: self.instrument,
             config_path: self.config.clone(),
