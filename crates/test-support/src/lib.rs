@@ -11,6 +11,9 @@
 //! [`SlowProxy`] sits in front of a server and holds back its responses, to catch a client in the
 //! middle of a slow request.
 //!
+//! [`report`] records what the fault-injection and fuzzing tests injected and found, for
+//! `docs/reliability.md`.
+//!
 //! [`butler`] makes Butler registries with the real `lsst-daf-butler` (in `<repo>/.venv`) and
 //! returns what daf_butler itself answers for them.
 //!
@@ -32,6 +35,7 @@ mod logs;
 mod postgres;
 mod process;
 mod proxy;
+pub mod report;
 mod s3;
 
 pub use http::{HttpResponse, http_request};
