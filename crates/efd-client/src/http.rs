@@ -236,6 +236,10 @@ impl HttpSource {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with(msgpack::MEDIA_TYPE));
         let mut buffer: Vec<u8> = Vec::new();
+        let mut splitter = msgpack::Splitter::default();
+        // Bytes at the front of `buffer` already searched for a newline (a JSON document in
+        // progress is searched once, not again at every piece of it).
+        let mut searched = 0;
         while let Some(bytes) = response
             .chunk()
             .await
@@ -245,17 +249,20 @@ impl HttpSource {
             buffer.extend_from_slice(&bytes);
             let mut start = 0;
             if is_msgpack {
-                start = msgpack::feed_complete(acc, &buffer)?;
+                start = splitter.feed(acc, &buffer)?;
             } else {
-                while let Some(pos) = buffer[start..].iter().position(|&b| b == b'\n') {
-                    let line = &buffer[start..start + pos];
+                while let Some(pos) = buffer[searched..].iter().position(|&b| b == b'\n') {
+                    let end = searched + pos;
+                    let line = &buffer[start..end];
                     if line.iter().any(|b| !b.is_ascii_whitespace()) {
                         acc.feed(line)?;
                     }
-                    start += pos + 1;
+                    start = end + 1;
+                    searched = start;
                 }
             }
             buffer.drain(..start);
+            searched = buffer.len();
         }
         if is_msgpack && !buffer.is_empty() {
             // The stream ended inside a document.

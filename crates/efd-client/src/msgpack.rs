@@ -5,7 +5,8 @@
 //! 0.6× the time of the same select in JSON), and the EFD's cost is what bounds this service.
 //! The documents have the JSON response's shape and are parsed by the same serde visitors
 //! ([`crate::json`]); a chunked response is a plain concatenation of documents, with no separator,
-//! so [`document_len`] finds where each one ends before it is parsed.
+//! so a [`Splitter`] finds where each one ends before it is parsed, walking each document once
+//! however many pieces the transport delivers it in.
 
 use std::collections::HashMap;
 
@@ -22,29 +23,53 @@ pub(crate) const MEDIA_TYPE: &str = "application/x-msgpack";
 /// `buf` ends first (more bytes are needed), or an error for a byte that cannot start a value.
 /// Walks markers and lengths only; nothing is allocated, whatever lengths the input claims.
 pub(crate) fn document_len(buf: &[u8]) -> Result<Option<usize>, String> {
-    let mut pos = 0usize;
-    // Values still to be read: one document, plus the items of the containers opened so far.
-    let mut pending: u64 = 1;
-    while pending > 0 {
+    scan_document(buf, &mut Scan::default())
+}
+
+/// How far the walk through one document has got: the offset of the next value's marker and how
+/// many values are still to come. Kept between the transport's reads, so a large document that
+/// arrives in many pieces is walked once, not again from its start at every piece.
+#[derive(Debug, Default, Clone, Copy)]
+struct Scan {
+    pos: usize,
+    /// Values still to be read; 0 before the walk starts.
+    pending: u64,
+}
+
+/// Continues `scan` over `buf` (the document's bytes from its first): the document's length once
+/// it is all there. `scan` only ever moves past whole values, so it resumes at a marker.
+fn scan_document(buf: &[u8], scan: &mut Scan) -> Result<Option<usize>, String> {
+    if scan.pending == 0 {
+        if scan.pos > 0 {
+            return Ok(Some(scan.pos));
+        }
+        scan.pending = 1;
+    }
+    while scan.pending > 0 {
+        let mut pos = scan.pos;
         let Some(&marker) = buf.get(pos) else {
             return Ok(None);
         };
         pos += 1;
-        pending -= 1;
-        // (bytes of the length that follows, fixed payload bytes, whether the length counts
-        // payload bytes or items, items per counted unit)
+        let mut items: u64 = 0;
+        // (bytes of the length that follows, fixed payload bytes, what the length counts)
         let (len_bytes, fixed, unit): (usize, u64, Unit) = match marker {
             0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, Unit::None),
             0x80..=0x8f => {
-                pending += 2 * u64::from(marker & 0x0f);
+                items = 2 * u64::from(marker & 0x0f);
                 (0, 0, Unit::None)
             }
             0x90..=0x9f => {
-                pending += u64::from(marker & 0x0f);
+                items = u64::from(marker & 0x0f);
                 (0, 0, Unit::None)
             }
             0xa0..=0xbf => (0, u64::from(marker & 0x1f), Unit::None),
-            0xc1 => return Err(format!("byte 0x{marker:02x} at offset {} is not a value", pos - 1)),
+            0xc1 => {
+                return Err(format!(
+                    "byte 0x{marker:02x} at offset {} is not a value",
+                    pos - 1
+                ));
+            }
             0xc4 | 0xd9 => (1, 0, Unit::Bytes),
             0xc5 | 0xda => (2, 0, Unit::Bytes),
             0xc6 | 0xdb => (4, 0, Unit::Bytes),
@@ -74,7 +99,7 @@ pub(crate) fn document_len(buf: &[u8]) -> Result<Option<usize>, String> {
             let n = bytes.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b));
             match unit {
                 Unit::Bytes => skip += n,
-                Unit::Items(per) => pending += per * n,
+                Unit::Items(per) => items = per * n,
                 Unit::None => {}
             }
         }
@@ -84,10 +109,11 @@ pub(crate) fn document_len(buf: &[u8]) -> Result<Option<usize>, String> {
         }
         #[allow(clippy::cast_possible_truncation)] // Checked: end ≤ buf.len().
         {
-            pos = end as usize;
+            scan.pos = end as usize;
         }
+        scan.pending = scan.pending - 1 + items;
     }
-    Ok(Some(pos))
+    Ok(Some(scan.pos))
 }
 
 #[derive(Clone, Copy)]
@@ -97,27 +123,38 @@ enum Unit {
     Items(u64),
 }
 
-/// Feeds every complete document at the front of `buf` to `acc` and returns how many bytes they
-/// took; the rest (a document cut by the transport) waits for more bytes.
-pub(crate) fn feed_complete(acc: &mut Accumulator, buf: &[u8]) -> Result<usize, EfdError> {
-    let mut start = 0;
-    while start < buf.len() {
-        let first = buf[start];
-        if !matches!(first, 0x80..=0x8f | 0xde | 0xdf) {
-            return Err(acc.response_error(format!(
-                "invalid MessagePack: a document starts with byte 0x{first:02x}, not a map"
-            )));
-        }
-        match document_len(&buf[start..]) {
-            Ok(Some(len)) => {
-                acc.feed_msgpack(&buf[start..start + len])?;
-                start += len;
+/// Splits a streamed body into its documents as the bytes arrive, remembering how far it has
+/// walked the document in progress.
+#[derive(Debug, Default)]
+pub(crate) struct Splitter {
+    scan: Scan,
+}
+
+impl Splitter {
+    /// Feeds every complete document at the front of `buf` to `acc` and returns how many bytes
+    /// they took; the rest (a document cut by the transport) waits for more bytes, and the caller
+    /// passes it again, from its first byte, with them.
+    pub(crate) fn feed(&mut self, acc: &mut Accumulator, buf: &[u8]) -> Result<usize, EfdError> {
+        let mut start = 0;
+        while start < buf.len() {
+            let first = buf[start];
+            if !matches!(first, 0x80..=0x8f | 0xde | 0xdf) {
+                return Err(acc.response_error(format!(
+                    "invalid MessagePack: a document starts with byte 0x{first:02x}, not a map"
+                )));
             }
-            Ok(None) => break,
-            Err(e) => return Err(acc.response_error(format!("invalid MessagePack: {e}"))),
+            match scan_document(&buf[start..], &mut self.scan) {
+                Ok(Some(len)) => {
+                    self.scan = Scan::default();
+                    acc.feed_msgpack(&buf[start..start + len])?;
+                    start += len;
+                }
+                Ok(None) => break,
+                Err(e) => return Err(acc.response_error(format!("invalid MessagePack: {e}"))),
+            }
         }
+        Ok(start)
     }
-    Ok(start)
 }
 
 /// Parses a whole MessagePack `/query` body (one document, or a chunked concatenation) into a
@@ -132,7 +169,7 @@ pub fn parse_query_response_msgpack(
         .map(|(k, t)| (k.clone(), ColumnKind::of(*t)))
         .collect();
     let mut acc = Accumulator::new("response", kinds, ColumnKind::Str);
-    let used = feed_complete(&mut acc, body)?;
+    let used = Splitter::default().feed(&mut acc, body)?;
     if used < body.len() {
         return Err(acc.response_error(format!(
             "invalid MessagePack: the body ends inside a document ({} bytes left over)",
@@ -207,9 +244,33 @@ mod tests {
         let first = document_len(&body).unwrap().unwrap();
         assert!(first < body.len());
         for cut in 0..first {
-            assert_eq!(document_len(&body[..cut]), Ok(None), "prefix of {cut} bytes");
+            assert_eq!(
+                document_len(&body[..cut]),
+                Ok(None),
+                "prefix of {cut} bytes"
+            );
         }
         assert_eq!(document_len(&body[first..]), Ok(Some(body.len() - first)));
+    }
+
+    #[test]
+    fn a_splitter_fed_byte_by_byte_finds_the_same_documents() {
+        let body = two_chunks();
+        let mut acc = Accumulator::new(
+            "t",
+            HashMap::from([("a".to_owned(), ColumnKind::Float)]),
+            ColumnKind::Str,
+        );
+        let mut splitter = Splitter::default();
+        let mut buffer: Vec<u8> = Vec::new();
+        for &b in &body {
+            buffer.push(b);
+            let used = splitter.feed(&mut acc, &buffer).unwrap();
+            buffer.drain(..used);
+        }
+        assert!(buffer.is_empty());
+        let frame = acc.finish().unwrap();
+        assert_eq!(frame.timestamps(), &[1, 2, 3]);
     }
 
     #[test]
@@ -225,7 +286,10 @@ mod tests {
         struct E<'a> {
             error: &'a str,
         }
-        let body = rmp_serde::to_vec_named(&E { error: "database not found: efd" }).unwrap();
+        let body = rmp_serde::to_vec_named(&E {
+            error: "database not found: efd",
+        })
+        .unwrap();
         let err = parse_query_response_msgpack(&body, &float_a()).unwrap_err();
         assert!(err.to_string().contains("database not found"), "{err}");
     }
@@ -233,7 +297,10 @@ mod tests {
     #[test]
     fn hostile_lengths_neither_allocate_nor_panic() {
         // An array32 claiming 4 billion items, a str32 claiming 4 GB, a reserved marker.
-        assert_eq!(document_len(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0]), Ok(None));
+        assert_eq!(
+            document_len(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0]),
+            Ok(None)
+        );
         assert_eq!(document_len(&[0xdb, 0xff, 0xff, 0xff, 0xff]), Ok(None));
         assert!(document_len(&[0x91, 0xc1]).is_err());
         let err = parse_query_response_msgpack(&[0x91, 0xc0], &float_a()).unwrap_err();
