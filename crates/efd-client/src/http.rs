@@ -43,6 +43,8 @@ pub struct HttpSource {
     permits: Semaphore,
     /// Field keys per topic, fetched once: concurrent askers wait for the first fetch.
     field_keys: Mutex<HashMap<String, Arc<FieldKeysCell>>>,
+    /// Held by a prefetch, so tasks starting together send one `SHOW FIELD KEYS`, not one each.
+    prefetching: tokio::sync::Mutex<()>,
     stats: crate::stats::StatsCounters,
 }
 
@@ -73,6 +75,7 @@ impl HttpSource {
             permits: Semaphore::new(options.concurrency.max(1)),
             options,
             field_keys: Mutex::new(HashMap::new()),
+            prefetching: tokio::sync::Mutex::new(()),
             stats: crate::stats::StatsCounters::default(),
         })
     }
@@ -350,6 +353,8 @@ impl HttpSource {
     /// b, ...` per 50 topics, instead of one statement per topic at first use. A
     /// topic the EFD does not have gets no field keys (as its own `SHOW FIELD KEYS` would).
     pub async fn prefetch_field_keys(&self, topics: &[&str]) -> Result<(), EfdError> {
+        // A second task arriving meanwhile waits, then finds the topics cached.
+        let _prefetching = self.prefetching.lock().await;
         let missing: Vec<&str> = {
             let cache = self.lock_cache();
             let mut seen = std::collections::HashSet::new();

@@ -550,4 +550,13 @@ async fn field_keys_of_many_topics_come_from_one_statement() {
     // Cached: asking again sends nothing.
     source.prefetch_field_keys(&[ESS]).await.unwrap();
     assert_eq!(source.stats().since(&before).statements, 1);
+    // Two tasks starting together send one statement between them.
+    let both = http(&influx.url());
+    let (a, b) = tokio::join!(
+        both.prefetch_field_keys(&[ESS, TAGGED]),
+        both.prefetch_field_keys(&[TAGGED, ESS])
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(both.stats().statements, 1);
 }
