@@ -1,7 +1,10 @@
 # transformed-efd: the two commands of the README, plus the pieces they are made of.
 #
 #   make demo   run the main job on the embedded default (no servers)
-#   make test   formatting, lints, docs and the whole test suite
+#   make test   formatting, lints, docs and the whole test suite but the slow fault-injection and
+#               fuzzing binaries (`faults_*`)
+#   make test-faults   those: real servers crashed, stopped, slowed; 10^6-input fuzzing; then the
+#                      table of docs/reliability.md from their records (.ci/run runs it after `test`)
 #   make bench-e2e   efd-job end to end on a synthetic LSSTCam night with real servers (not in `test`);
 #                    options in BENCH_ARGS, e.g. BENCH_ARGS="--timedelta 5,60 --efd-concurrency 1,4"
 #
@@ -11,7 +14,7 @@ CARGO ?= cargo
 # Use cargo-nextest when it is installed, else plain cargo test.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: test deps lint fmt-check clippy doc unit demo bench bench-e2e tidy
+.PHONY: test test-faults deps lint fmt-check clippy doc unit demo bench bench-e2e tidy
 
 test: deps lint unit
 
@@ -30,13 +33,25 @@ clippy:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
 
+# Test binaries named faults_* are slow (fault injection, fuzzing) and run in test-faults.
+FAULTS := binary(/^faults_/)
+
 unit:
 ifeq ($(NEXTEST),yes)
 	$(CARGO) test --workspace --doc --locked
-	$(CARGO) nextest run --workspace --locked --no-fail-fast
+	$(CARGO) nextest run --workspace --locked --no-fail-fast -E 'not $(FAULTS)'
 else
 	$(CARGO) test --workspace --locked --no-fail-fast
 endif
+
+test-faults: deps
+	rm -rf $${CARGO_TARGET_DIR:-target}/faults
+ifeq ($(NEXTEST),yes)
+	$(CARGO) nextest run --workspace --locked --no-fail-fast -E '$(FAULTS)'
+else
+	$(CARGO) test --workspace --locked --no-fail-fast --test 'faults_*'
+endif
+	$(CARGO) run -q -p xtask --locked -- reliability
 
 tidy:
 	$(CARGO) run -q -p xtask --locked -- tidy

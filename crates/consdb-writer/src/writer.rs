@@ -200,9 +200,24 @@ impl ConsDb {
         let schema = &self.schema;
         let auth = self.db_auth.as_ref();
         let migrate_one = async |c: &mut Connection| {
-            let plan = migrate::plan(c, schema).await?;
+            let mut plan = migrate::plan(c, schema).await?;
             if mode == MigrateMode::Apply {
-                migrate::apply(c, &plan).await?;
+                if let Err(first) = migrate::apply(c, &plan).await {
+                    // Several workers starting at once (a backfill Job with parallelism) plan the
+                    // same changes and race to apply them; the losers' transactions roll back.
+                    // Plan again: what the winner created is no longer missing.
+                    let again = migrate::plan(c, schema).await?;
+                    tracing::debug!(
+                        message = "Migration failed; planned again (another process may have migrated).",
+                        event = "consdb_migration_replanned",
+                        still_missing = again.missing.len(),
+                        error = %first
+                    );
+                    if !again.missing.is_empty() {
+                        migrate::apply(c, &again).await?;
+                    }
+                    plan = again;
+                }
                 if !plan.missing.is_empty() {
                     tracing::info!(
                         message = "Migrated the ConsDB schema.",

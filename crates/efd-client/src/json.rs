@@ -117,7 +117,7 @@ impl Accumulator {
         self.take_error()
     }
 
-    /// Parses one whole MessagePack document (see [`crate::msgpack::document_len`]) and appends
+    /// Parses one whole MessagePack document (as split by [`crate::msgpack::Splitter`]) and appends
     /// its rows. An InfluxQL error in it is returned.
     pub(crate) fn feed_msgpack(&mut self, document: &[u8]) -> Result<(), EfdError> {
         self.partial = false;
@@ -477,6 +477,13 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
         Ok(())
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        // InfluxDB stores no NaN or infinity and its JSON encoder cannot write them; MessagePack
+        // can, and a NaN would read as a missing value, an infinity poison every aggregate.
+        if !v.is_finite() {
+            return Err(E::custom(format!(
+                "number {v} is not finite (InfluxDB stores no NaN or infinity)"
+            )));
+        }
         match self.0 {
             Builder::Float(b) => b.push(v),
             // MEAN of an integer field, or a float written to an integer column by another shard.

@@ -22,7 +22,8 @@ pub(crate) const MEDIA_TYPE: &str = "application/x-msgpack";
 /// The length of the first MessagePack value in `buf` when `buf` holds all of it, `None` when
 /// `buf` ends first (more bytes are needed), or an error for a byte that cannot start a value.
 /// Walks markers and lengths only; nothing is allocated, whatever lengths the input claims.
-pub(crate) fn document_len(buf: &[u8]) -> Result<Option<usize>, String> {
+#[cfg(test)]
+fn document_len(buf: &[u8]) -> Result<Option<usize>, String> {
     scan_document(buf, &mut Scan::default())
 }
 

@@ -91,7 +91,9 @@ impl std::str::FromStr for ResponseFormat {
         match s {
             "msgpack" => Ok(ResponseFormat::Msgpack),
             "json" => Ok(ResponseFormat::Json),
-            other => Err(format!("unknown EFD response format {other:?}: msgpack or json")),
+            other => Err(format!(
+                "unknown EFD response format {other:?}: msgpack or json"
+            )),
         }
     }
 }
@@ -123,6 +125,8 @@ impl EfdOptions {
     ///
     /// Credentials: userinfo in the URL wins; else `EFD_USERNAME` (default `efdreader`) and
     /// `EFD_PASSWORD`, else the contents of `EFD_PASSWORD_FILE` (trailing newline removed).
+    /// Patience: `EFD_TIMEOUT` (seconds per request, default 120), `EFD_CONNECT_TIMEOUT` (10) and
+    /// `EFD_MAX_ATTEMPTS` (4).
     pub fn from_env(
         url: Option<&str>,
         env: &dyn Fn(&str) -> Option<String>,
@@ -152,6 +156,25 @@ impl EfdOptions {
             }
         };
         let mut options = EfdOptions::new(location);
+        let seconds = |name: &str, min: u64| -> Result<Option<u64>, EfdError> {
+            var(name)
+                .map(|v| match v.trim().parse::<u64>() {
+                    Ok(n) if n >= min => Ok(n),
+                    _ => Err(EfdError::Config {
+                        message: format!("{name}={v:?}: expected a whole number of at least {min}"),
+                    }),
+                })
+                .transpose()
+        };
+        if let Some(s) = seconds("EFD_TIMEOUT", 1)? {
+            options.request_timeout = Duration::from_secs(s);
+        }
+        if let Some(s) = seconds("EFD_CONNECT_TIMEOUT", 1)? {
+            options.connect_timeout = Duration::from_secs(s);
+        }
+        if let Some(n) = seconds("EFD_MAX_ATTEMPTS", 1)? {
+            options.max_attempts = u32::try_from(n).unwrap_or(u32::MAX);
+        }
         if let EfdLocation::Http(_) = options.location {
             options.username = url_user
                 .or_else(|| var("EFD_USERNAME"))
@@ -272,6 +295,38 @@ mod tests {
             dev.location.to_string(),
             "https://usdf-rsp.slac.stanford.edu:8443/influxdb-enterprise-standby-data"
         );
+    }
+
+    #[test]
+    fn timeouts_and_attempts_from_variables_and_bad_values_named() {
+        let o = EfdOptions::from_env(
+            Some("http://127.0.0.1:8086/"),
+            &env(&[
+                ("EFD_TIMEOUT", "7"),
+                ("EFD_CONNECT_TIMEOUT", " 2 "),
+                ("EFD_MAX_ATTEMPTS", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(o.request_timeout, Duration::from_secs(7));
+        assert_eq!(o.connect_timeout, Duration::from_secs(2));
+        assert_eq!(o.max_attempts, 1);
+        let d = EfdOptions::from_env(Some("http://127.0.0.1:8086/"), &env(&[])).unwrap();
+        assert_eq!(
+            (d.request_timeout, d.connect_timeout, d.max_attempts),
+            (Duration::from_secs(120), Duration::from_secs(10), 4)
+        );
+        for (name, value) in [
+            ("EFD_TIMEOUT", "0"),
+            ("EFD_TIMEOUT", "1.5"),
+            ("EFD_MAX_ATTEMPTS", "-1"),
+            ("EFD_CONNECT_TIMEOUT", "soon"),
+        ] {
+            let err = EfdOptions::from_env(Some("http://127.0.0.1:8086/"), &env(&[(name, value)]))
+                .unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+            assert!(!err.is_transient());
+        }
     }
 
     #[test]

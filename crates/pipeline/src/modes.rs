@@ -234,11 +234,7 @@ pub async fn monitor_retries(
         stale = staled.len(),
         retry = retry.len()
     );
-    let claimed = store
-        .claim_ids(&retry, &run.owner, run.lease)
-        .await?
-        .into_value();
-    pipeline.run_claimed(store, claimed, run, shutdown).await
+    pipeline.run_ids(store, &retry, run, shutdown).await
 }
 
 #[cfg(test)]

@@ -1,17 +1,20 @@
 //! The monitor's Butler reconciliation (BEHAVIOUR.md §2.6 b): exposures and visits the Butler has
 //! for the last complete nights but ConsDB lacks get tasks, which are then processed.
 //!
-//! Missing records are grouped into intervals of consecutive `seq_num`s of one day_obs, exposure and
-//! visit intervals of a day_obs that overlap or touch are merged, and each interval becomes idle
-//! tasks (deduplicated by the store against unfinished tasks, so an interval that keeps failing does
-//! not pile up new tasks every hour). The night in progress is excluded unless asked: the cron is
-//! still processing it.
+//! Missing records that an idle or failed task already covers are left to it (the failed ones to
+//! the retry pass), so an interval that keeps failing, or that an interrupted run left idle, does
+//! not pile up new tasks every hour. The others are grouped into intervals of consecutive
+//! `seq_num`s of one day_obs, exposure and visit intervals of a day_obs that overlap or touch are
+//! merged, and each interval becomes idle tasks (the store also skips exact twins of unfinished
+//! tasks). Then the new tasks and the window's other idle tasks are processed, each claimed just
+//! before it starts. The night in progress is excluded unless asked: the cron is still processing
+//! it.
 
 use butler_reader::{DimensionRecord, Element};
 use consdb_writer::{ConsDb, WriterError};
-use scheduler_store::{SchedulerStore, TaskSpec, TaskStatus};
+use scheduler_store::{SchedulerStore, Selection, TaskSpec, TaskStatus};
 use tokio::sync::watch;
-use transform_core::time::{day_obs_add, day_obs_of};
+use transform_core::time::{NANOS_PER_SECOND, date_start, day_obs_add, day_obs_of};
 use transform_core::{Table, UtcNanos};
 
 use crate::Pipeline;
@@ -84,8 +87,9 @@ async fn present(
 }
 
 impl Pipeline {
-    /// Creates tasks for the Butler's exposures and visits that ConsDB lacks in the window, and
-    /// processes them. Returns the number of tasks created and the run summary.
+    /// Creates tasks for the Butler's exposures and visits that ConsDB lacks in the window (but
+    /// for those an idle or failed task already covers), and processes them with the window's
+    /// other idle tasks. Returns the number of tasks created and the run summary.
     pub async fn reconcile(
         &self,
         store: &SchedulerStore,
@@ -113,6 +117,36 @@ impl Pipeline {
                 present(&mut consdb, Table::VisitEfd, first, last).await?,
             )
         };
+        // Tasks already queued for the window: the idle ones (which an interrupted earlier run may
+        // have left) and the failed ones (which the retry pass takes). An item overlapping one of
+        // them is processed by it, so it gets no new task.
+        let hours = |h: i64| h * 3_600 * NANOS_PER_SECOND;
+        let idle = match (date_start(first), date_start(last)) {
+            (Some(from), Some(to)) => {
+                store
+                    .select(&Selection::Idle {
+                        repo: repo.to_owned(),
+                        range: Some((from.offset(hours(12)), to.offset(hours(36)))),
+                    })
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        let failed = store
+            .select(&Selection::Failed {
+                repo: repo.to_owned(),
+                max_retries: i32::MAX,
+            })
+            .await?;
+        let queued: Vec<(UtcNanos, UtcNanos)> = idle
+            .iter()
+            .chain(&failed)
+            .map(|t| (t.start, t.end))
+            .collect();
+        let unqueued = |r: &&DimensionRecord| {
+            let (begin, end) = (r.timespan.start(), r.timespan.end());
+            !queued.iter().any(|&(s, e)| begin < e && end >= s)
+        };
         let missing_exposures: Vec<&DimensionRecord> = exposures
             .records
             .iter()
@@ -123,13 +157,21 @@ impl Pipeline {
             .iter()
             .filter(|r| !have_visits.contains(&r.id))
             .collect();
+        let already_queued = missing_exposures.len() + missing_visits.len();
+        let missing_exposures: Vec<&DimensionRecord> =
+            missing_exposures.into_iter().filter(unqueued).collect();
+        let missing_visits: Vec<&DimensionRecord> =
+            missing_visits.into_iter().filter(unqueued).collect();
+        let already_queued = already_queued - missing_exposures.len() - missing_visits.len();
         tracing::info!(
             message = "Butler reconciliation window.",
             event = "butler_reconciliation_window",
             day_obs_start = first,
             day_obs_end = last,
             missing_exposures = missing_exposures.len(),
-            missing_visits = missing_visits.len()
+            missing_visits = missing_visits.len(),
+            missing_already_queued = already_queued,
+            idle_tasks = idle.len()
         );
         let mut all = intervals(missing_exposures);
         all.extend(intervals(missing_visits));
@@ -156,12 +198,16 @@ impl Pipeline {
             intervals_merged = merged.len(),
             tasks_created = created.len()
         );
-        let ids: Vec<_> = created.iter().map(|t| t.id).collect();
-        let claimed = store
-            .claim_ids(&ids, &run.owner, run.lease)
-            .await?
-            .into_value();
-        let summary = self.run_claimed(store, claimed, run, shutdown).await?;
+        // This run's tasks and the idle ones an interrupted earlier run left, by start.
+        let mut waiting: Vec<_> = idle
+            .iter()
+            .chain(&created)
+            .map(|t| (t.start, t.id))
+            .collect();
+        waiting.sort_unstable();
+        waiting.dedup();
+        let ids: Vec<_> = waiting.into_iter().map(|(_, id)| id).collect();
+        let summary = self.run_ids(store, &ids, run, shutdown).await?;
         Ok((created.len(), summary))
     }
 }

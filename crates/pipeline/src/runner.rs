@@ -107,27 +107,38 @@ impl Pipeline {
         Ok(summary)
     }
 
-    /// Processes tasks already claimed by `options.owner` (e.g. with `claim_ids`), one at a time.
-    pub async fn run_claimed(
+    /// Processes the tasks `ids`, in this order, one at a time, claiming each just before it
+    /// starts: a claim's lease is renewed only while its task runs, so claiming a long list at once
+    /// would let the leases of the tasks still waiting run out (and another process fail them as
+    /// orphans). Ids another process holds by then, or that finished meanwhile, are skipped.
+    pub async fn run_ids(
         &self,
         store: &SchedulerStore,
-        tasks: Vec<Task>,
+        ids: &[scheduler_store::TaskId],
         options: &RunOptions,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<RunSummary, PipelineError> {
         let mut summary = RunSummary::default();
-        for task in tasks {
+        for &id in ids {
             if *shutdown.borrow() {
-                // Not started: give it back untouched.
-                let _ = store.release(task.id, &options.owner).await?;
-                summary.released += 1;
-                continue;
+                tracing::warn!(message = "Shutdown requested; claiming no more tasks.", event = "graceful_shutdown_between_tasks", worker = %options.owner);
+                break;
             }
+            let claiming = std::time::Instant::now();
+            let Some(task) = store
+                .claim_ids(&[id], &options.owner, options.lease)
+                .await?
+                .into_value()
+                .pop()
+            else {
+                summary.timings.scheduler += claiming.elapsed();
+                continue;
+            };
             summary.tasks += 1;
             let claim = Claim {
                 task: &task,
                 owner: &options.owner,
-                took: Duration::ZERO,
+                took: claiming.elapsed(),
             };
             self.run_one(store, claim, options, &mut shutdown, &mut summary)
                 .await?;

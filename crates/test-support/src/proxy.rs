@@ -1,6 +1,6 @@
 //! [`SlowProxy`]: a loopback TCP proxy in front of a real server that holds back every response for
 //! a configurable time, so tests can catch a client in the middle of a slow request (shutdown
-//! during a long task, timeouts).
+//! during a long task, timeouts), and can cut responses short.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -19,6 +19,8 @@ const BUFFER_BYTES: usize = 64 * 1024;
 struct Behaviour {
     /// How long the first bytes of each response are held back.
     delay: Duration,
+    /// Bytes of each response let through before the connection is closed, if any.
+    truncate: Option<usize>,
 }
 
 /// State shared by the handle, the accept loop and every connection.
@@ -86,7 +88,10 @@ impl SlowProxy {
             .local_addr()
             .unwrap_or_else(|e| panic!("test-support: cannot read the proxy's address: {e}"));
         let shared = Arc::new(Shared {
-            behaviour: Mutex::new(Behaviour { delay }),
+            behaviour: Mutex::new(Behaviour {
+                delay,
+                truncate: None,
+            }),
             ..Shared::default()
         });
         let accept_shared = Arc::clone(&shared);
@@ -125,6 +130,14 @@ impl SlowProxy {
     /// Changes the delay, for new responses and for those held now (see the type's docs).
     pub fn set_delay(&self, delay: Duration) {
         lock(&self.shared.behaviour).delay = delay;
+        self.shared.changed.notify_all();
+    }
+
+    /// Cuts every response that starts from now on after `bytes` bytes (headers included) by
+    /// closing the connection, as a server or network dying mid-answer would; `None` lets whole
+    /// responses through again.
+    pub fn set_truncate(&self, bytes: Option<usize>) {
+        lock(&self.shared.behaviour).truncate = bytes;
         self.shared.changed.notify_all();
     }
 
@@ -252,6 +265,8 @@ impl Connection {
     /// Server to client, holding back the start of each response.
     fn forward_responses(&self, mut from: TcpStream, mut to: TcpStream) {
         let mut buffer = vec![0u8; BUFFER_BYTES];
+        // Bytes of the current response the client may still get, when it is to be cut.
+        let mut allowance: Option<usize> = None;
         loop {
             let n = match from.read(&mut buffer) {
                 Ok(0) | Err(_) => break,
@@ -259,9 +274,21 @@ impl Connection {
             };
             if self.awaiting_response.swap(false, Ordering::SeqCst) {
                 self.hold();
+                allowance = lock(&self.shared.behaviour).truncate;
             }
-            if self.shared.stopping.load(Ordering::SeqCst) || to.write_all(&buffer[..n]).is_err() {
+            let send = allowance.map_or(n, |left| left.min(n));
+            if self.shared.stopping.load(Ordering::SeqCst) || to.write_all(&buffer[..send]).is_err()
+            {
                 break;
+            }
+            if let Some(left) = allowance.as_mut() {
+                *left -= send;
+                if *left == 0 {
+                    // Cut: the client sees the connection close mid-response.
+                    let _ = from.shutdown(Shutdown::Both);
+                    let _ = to.shutdown(Shutdown::Both);
+                    return;
+                }
             }
         }
         let _ = to.shutdown(Shutdown::Write);

@@ -1,5 +1,6 @@
 //! Integration tests for [`test_support::SlowProxy`] in front of a real `influxd`: responses arrive
-//! intact, each one (also on a kept-alive connection) is held until the delay passes or is lifted.
+//! intact, each one (also on a kept-alive connection) is held until the delay passes or is lifted,
+//! and truncated ones stop after the bytes allowed.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -95,4 +96,24 @@ fn dropping_the_proxy_closes_its_connections() {
         outcome.as_ref().map_or(true, |r| r.status != 204),
         "{outcome:?}"
     );
+}
+
+#[test]
+fn truncated_responses_stop_after_the_bytes_allowed_and_whole_ones_return() {
+    let influx = Influxd::start();
+    let proxy = proxy_for(&influx, Duration::ZERO);
+    proxy.set_truncate(Some(20));
+    let mut stream = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+    stream.set_read_timeout(Some(LONG)).unwrap();
+    stream
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: influx\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), 20, "{:?}", String::from_utf8_lossy(&got));
+    assert!(got.starts_with(b"HTTP/1.1 204"));
+
+    proxy.set_truncate(None);
+    let response = http_request("GET", &format!("{}/ping", proxy.url()), &[], &[]).unwrap();
+    assert_eq!(response.status, 204);
 }
