@@ -37,6 +37,7 @@ doc:
 FAULTS := binary(/^faults_/)
 
 unit:
+	rm -rf $${CARGO_TARGET_DIR:-target}/faults
 ifeq ($(NEXTEST),yes)
 	$(CARGO) test --workspace --doc --locked
 	$(CARGO) nextest run --workspace --locked --no-fail-fast -E 'not $(FAULTS)'
@@ -45,7 +46,6 @@ else
 endif
 
 test-faults: deps
-	rm -rf $${CARGO_TARGET_DIR:-target}/faults
 ifeq ($(NEXTEST),yes)
 	$(CARGO) nextest run --workspace --locked --no-fail-fast -E '$(FAULTS)'
 else

@@ -203,8 +203,10 @@ fn sigterm_releases_a_task_stuck_on_the_efd_and_the_next_run_completes_it() {
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].status, TaskStatus::Running, "{}", run.output());
 
+    let signalled = Instant::now();
     run.terminate();
     let status = run.wait(grace + EXIT_MARGIN);
+    let exited_after = signalled.elapsed();
     let output = run.output();
     assert_eq!(status.code(), Some(143), "{output}");
     // Back to idle, as before the claim: not failed, no owner or lease left, no retry counted.
@@ -238,6 +240,18 @@ fn sigterm_releases_a_task_stuck_on_the_efd_and_the_next_run_completes_it() {
     let rows = setup.consdb_exposures();
     assert!(!rows.is_empty());
     assert_eq!(task.exposures, Some(i32::try_from(rows.len()).unwrap()));
+    test_support::report::record(
+        "fault",
+        "SIGTERM mid-task",
+        "SIGTERM to efd-job while its task waits on an EFD answer held forever; --grace-period 1",
+        1,
+        &format!(
+            "exit 143 after {:.1} s (grace 1 s); the task back to idle, no owner, lease or retry \
+             left, nothing written; the next run completed it",
+            exited_after.as_secs_f64()
+        ),
+        "shutdown::sigterm_releases_a_task_stuck_on_the_efd_and_the_next_run_completes_it",
+    );
 }
 
 #[test]
