@@ -24,7 +24,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match pipeline::cli::parse_args::<Cli>() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let common = cli.common.clone();
     run_binary("cronjob", &common, run(cli))
 }

@@ -12,6 +12,9 @@
 //!   [`Instrument`] overlapping a time range, or within a `day_obs` range (`registry.rs`, the only
 //!   code that knows the registry schema).
 //! - Timespans are stored as TAI nanoseconds and converted to UTC here.
+//! - Records that cannot be used (NULL, empty, reversed or open-ended timespans, no `seq_num`, an id
+//!   already returned) are left out and counted per reason in [`SkipCounts`], and logged as
+//!   `event=butler_records_skipped`: a registry oddity never fails a query.
 //! - [`ButlerError`] tells transient failures from permanent ones, and never holds a secret.
 
 mod butler_yaml;
@@ -20,6 +23,8 @@ mod location;
 mod registry;
 mod s3;
 
+use std::collections::HashSet;
+
 use db_connect::{DbAuth, DbUrl, connect_postgres, connect_sqlite, resolve_postgres};
 use transform_core::{Instrument, TaiNanos, TimeRange};
 
@@ -27,7 +32,10 @@ pub use error::ButlerError;
 pub use registry::Element;
 pub use s3::S3Error;
 
-use crate::registry::{Connection, Filter, row_timespan};
+use crate::registry::{Connection, Filter, Row, Skip, row_timespan};
+
+/// Skipped ids named in `event=butler_records_skipped`, at most.
+const SHOWN_IDS: usize = 10;
 
 /// Where environment variables come from (tests pass their own).
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -58,20 +66,60 @@ pub struct DimensionRecord {
 /// Records of one query, and how many were skipped because they cannot be used.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RecordSet {
-    /// Usable records, in timespan order (overlap queries) or (day_obs, seq_num) order.
+    /// Usable records, in timespan order (overlap queries) or (day_obs, seq_num) order; no two
+    /// with the same id.
     pub records: Vec<DimensionRecord>,
-    /// Records without a (bounded) timespan.
-    pub skipped_no_timespan: usize,
-    /// Records whose timespan ends before it begins.
-    pub skipped_bad_timespan: usize,
-    /// Records without a `seq_num` (ConsDB rows are keyed by it).
-    pub skipped_no_seq_num: usize,
+    /// The records the query returned but [`RecordSet::records`] leaves out, per reason.
+    pub skips: SkipCounts,
 }
 
 impl RecordSet {
     /// All skipped records.
     pub fn skipped(&self) -> usize {
-        self.skipped_no_timespan + self.skipped_bad_timespan + self.skipped_no_seq_num
+        self.skips.total()
+    }
+}
+
+/// Records a query returned that cannot be used, counted per reason (each record under the first
+/// reason that applies, in field order). None of them reaches ConsDB or fails a task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SkipCounts {
+    /// A NULL timespan (daf_butler's "no timespan"), or one bound NULL (a corrupted record to
+    /// daf_butler).
+    pub null_timespan: usize,
+    /// A zero-length timespan (begin equal to end), or daf_butler's empty timespan (an empty
+    /// `int8range` on PostgreSQL; begin at its maximum and end at its minimum on SQLite).
+    pub empty_timespan: usize,
+    /// A timespan that ends before it begins.
+    pub reversed_timespan: usize,
+    /// An open-ended timespan (a bound at daf_butler's minimum, 1970 TAI, or maximum, 2100 TAI:
+    /// `Timespan(None, end)`, `Timespan(begin, None)`), or one beyond those limits.
+    pub unbounded_timespan: usize,
+    /// No `seq_num`, or a `seq_num` or `day_obs` outside `i32` (ConsDB rows are keyed by them).
+    pub no_seq_num: usize,
+    /// A second record with an id the same query already returned (only the first is kept).
+    pub duplicate_id: usize,
+}
+
+impl SkipCounts {
+    /// All skipped records.
+    pub fn total(&self) -> usize {
+        self.null_timespan
+            + self.empty_timespan
+            + self.reversed_timespan
+            + self.unbounded_timespan
+            + self.no_seq_num
+            + self.duplicate_id
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &SkipCounts) {
+        self.null_timespan += other.null_timespan;
+        self.empty_timespan += other.empty_timespan;
+        self.reversed_timespan += other.reversed_timespan;
+        self.unbounded_timespan += other.unbounded_timespan;
+        self.no_seq_num += other.no_seq_num;
+        self.duplicate_id += other.duplicate_id;
     }
 }
 
@@ -182,45 +230,67 @@ impl ButlerReader {
             .query(&self.shown, element, instrument, filter)
             .await?;
         let mut set = RecordSet::default();
+        let mut ids = HashSet::with_capacity(rows.len());
+        // The first few skipped ids, for the log line.
+        let mut skipped_ids = Vec::new();
         for row in rows {
-            let Some((begin_tai, end_tai)) = row_timespan(&row) else {
-                set.skipped_no_timespan += 1;
-                continue;
+            let id = row.id;
+            let skip = match usable(row) {
+                Ok(record) if ids.insert(record.id) => {
+                    set.records.push(record);
+                    continue;
+                }
+                Ok(_) => Skip::DuplicateId,
+                Err(skip) => skip,
             };
-            let Some(timespan) = TimeRange::new(begin_tai.to_utc(), end_tai.to_utc()) else {
-                set.skipped_bad_timespan += 1;
-                continue;
-            };
-            let (Some(seq_num), Ok(day_obs)) = (
-                row.seq_num.and_then(|s| i32::try_from(s).ok()),
-                i32::try_from(row.day_obs),
-            ) else {
-                set.skipped_no_seq_num += 1;
-                continue;
-            };
-            set.records.push(DimensionRecord {
-                id: row.id,
-                day_obs,
-                seq_num,
-                begin_tai,
-                end_tai,
-                timespan,
-                physical_filter: row.physical_filter,
-                observation_type: row.observation_type,
-                exposure_time: row.exposure_time,
-            });
+            skip.count(&mut set.skips);
+            if skipped_ids.len() < SHOWN_IDS {
+                skipped_ids.push(id);
+            }
         }
         if set.skipped() > 0 {
-            tracing::info!(
+            let s = &set.skips;
+            tracing::warn!(
                 message = "Butler records skipped.",
                 event = "butler_records_skipped",
                 element = element.as_str(),
                 instrument = %instrument,
-                no_timespan = set.skipped_no_timespan,
-                bad_timespan = set.skipped_bad_timespan,
-                no_seq_num = set.skipped_no_seq_num
+                query = filter.kind(),
+                skipped = s.total(),
+                null_timespan = s.null_timespan,
+                empty_timespan = s.empty_timespan,
+                reversed_timespan = s.reversed_timespan,
+                unbounded_timespan = s.unbounded_timespan,
+                no_seq_num = s.no_seq_num,
+                duplicate_id = s.duplicate_id,
+                ids = ?skipped_ids
             );
         }
         Ok(set)
     }
+}
+
+/// The record of `row`, or why it cannot be used.
+fn usable(row: Row) -> Result<DimensionRecord, Skip> {
+    let (begin_tai, end_tai) = row_timespan(&row)?;
+    // Bounds checked by `row_timespan`: the conversions cannot overflow, and begin < end.
+    let timespan =
+        TimeRange::new(begin_tai.to_utc(), end_tai.to_utc()).ok_or(Skip::ReversedTimespan)?;
+    let (Some(seq_num), Ok(day_obs)) = (
+        row.seq_num.and_then(|s| i32::try_from(s).ok()),
+        i32::try_from(row.day_obs),
+    ) else {
+        return Err(Skip::NoSeqNum);
+    };
+    Ok(DimensionRecord {
+        id: row.id,
+        day_obs,
+        seq_num,
+        begin_tai,
+        end_tai,
+        timespan,
+        physical_filter: row.physical_filter,
+        observation_type: row.observation_type,
+        exposure_time: row.exposure_time,
+    })
 }

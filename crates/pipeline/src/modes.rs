@@ -49,7 +49,7 @@ pub async fn job(
 ) -> Result<RunSummary, PipelineError> {
     if job.start >= job.end {
         return Err(PipelineError::Usage(
-            "the start must be earlier than the end".into(),
+            "-s/--start (DATETIME_START) must be earlier than -e/--end (DATETIME_END)".into(),
         ));
     }
     recover_orphans(store).await?;

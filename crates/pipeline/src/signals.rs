@@ -32,7 +32,10 @@ pub fn watch_signals() -> (SignalState, watch::Receiver<bool>) {
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
         ) else {
-            tracing::error!(message = "Cannot install signal handlers.");
+            tracing::error!(
+                message = "Cannot install signal handlers.",
+                event = "signal_handlers_failed"
+            );
             return;
         };
         let number = tokio::select! {
@@ -42,7 +45,6 @@ pub fn watch_signals() -> (SignalState, watch::Receiver<bool>) {
         seen.store(number, Ordering::SeqCst);
         tracing::warn!(
             message = "Shutdown requested; finishing or releasing the tasks in flight.",
-            event = "signal_handlers_failed",
             event = "shutdown_signal_received",
             signal = number
         );
