@@ -69,7 +69,7 @@ pub use error::WriterError;
 pub use felis::{FelisColumn, FelisConstraint, FelisSchema, FelisTable, FelisVersion};
 pub use ident::{Ident, MAX_IDENTIFIER_BYTES};
 pub use migrate::{Extra, MigrationPlan, Missing};
-pub use read::{Row, Value};
+pub use read::{Presence, PresenceRow, Row, Value};
 pub use rows::{ItemKey, UnpivotedBatch, UnpivotedRow, WideBatch, WideRow};
 pub use schema::{
     Backend, ColumnDefault, ColumnRole, ColumnSpec, EfdSchema, SqlType, TableSpec, UniqueSpec,

@@ -218,3 +218,153 @@ pub(crate) async fn select_rows(
     rows.map(|r| r.into_iter().map(|r| r.0).collect())
         .map_err(|e| WriterError::database(&operation, &label, &e))
 }
+
+/// Which cells of a pivoted table hold values, for coverage reports.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Presence {
+    /// The columns reported (the table's value columns, in table order).
+    pub columns: Vec<String>,
+    /// One row per exposure or visit, by `(day_obs, seq_num)`.
+    pub rows: Vec<PresenceRow>,
+}
+
+/// One row of a [`Presence`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceRow {
+    /// `exposure_id` or `visit_id`.
+    pub id: i64,
+    /// Observing day.
+    pub day_obs: i32,
+    /// Sequence number.
+    pub seq_num: i32,
+    /// Per column of [`Presence::columns`]: whether it holds a value (not NULL).
+    pub present: Vec<bool>,
+}
+
+/// Aliases of the key columns in the presence query: `#` is in no config column name.
+const KEY_ALIASES: [&str; 3] = ["#id", "#day_obs", "#seq_num"];
+
+/// Which value columns of `table` (a pivoted one) are NULL in each row whose `day_obs` is in the
+/// range.
+pub(crate) async fn presence(
+    conn: &mut Connection,
+    schema: &EfdSchema,
+    table: Table,
+    day_obs: RangeInclusive<i32>,
+) -> Result<Presence, WriterError> {
+    let spec = schema.table(table);
+    let label = conn.label().to_owned();
+    let operation = format!("reading the coverage of {}", spec.qualified(schema.name()));
+    let keys: Vec<&str> = spec
+        .primary_key
+        .iter()
+        .chain(std::iter::once(&spec.id_column))
+        .map(|c| c.as_str())
+        .chain(std::iter::once("created_at"))
+        .collect();
+    let columns: Vec<String> = spec
+        .columns
+        .iter()
+        .map(|c| c.name.as_str().to_owned())
+        .filter(|c| !keys.contains(&c.as_str()))
+        .collect();
+    let mut select = format!(
+        "SELECT {} AS \"{}\", \"day_obs\" AS \"{}\", \"seq_num\" AS \"{}\"",
+        spec.id_column.quoted(),
+        KEY_ALIASES[0],
+        KEY_ALIASES[1],
+        KEY_ALIASES[2]
+    );
+    for c in &columns {
+        // Validated identifiers, quoted.
+        select.push_str(&format!(", (\"{c}\" IS NOT NULL) AS \"{c}\""));
+    }
+    select.push_str(&format!(
+        " FROM {} WHERE \"day_obs\" BETWEEN",
+        qualified(schema.name(), &spec.name)
+    ));
+    let (first, last) = (*day_obs.start(), *day_obs.end());
+    let order = " ORDER BY \"day_obs\", \"seq_num\"";
+    let rows: Result<Vec<DynRow>, _> = match conn.inner() {
+        AnyConnection::Postgres(c) => {
+            diesel::sql_query(format!("{select} $1 AND $2{order}"))
+                .bind::<Integer, _>(first)
+                .bind::<Integer, _>(last)
+                .load(c)
+                .await
+        }
+        AnyConnection::Sqlite(c) => {
+            diesel::sql_query(format!("{select} ?1 AND ?2{order}"))
+                .bind::<Integer, _>(first)
+                .bind::<Integer, _>(last)
+                .load(c)
+                .await
+        }
+    };
+    let rows = rows.map_err(|e| WriterError::database(&operation, &label, &e))?;
+    let int = |row: &Row, key: &str| row.get(key).and_then(Value::as_i64).unwrap_or_default();
+    let rows = rows
+        .into_iter()
+        .map(|DynRow(row)| PresenceRow {
+            id: int(&row, KEY_ALIASES[0]),
+            day_obs: i32::try_from(int(&row, KEY_ALIASES[1])).unwrap_or_default(),
+            seq_num: i32::try_from(int(&row, KEY_ALIASES[2])).unwrap_or_default(),
+            present: columns
+                .iter()
+                .map(|c| match row.get(c) {
+                    Some(Value::Bool(b)) => *b,
+                    Some(Value::Int(i)) => *i != 0,
+                    _ => false,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Presence { columns, rows })
+}
+
+#[derive(diesel::QueryableByName)]
+struct IdProperty {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    property: String,
+}
+
+/// The `(id, property)` pairs of `table` (an unpivoted one) with at least one value, for rows
+/// whose `day_obs` is in the range.
+pub(crate) async fn unpivoted_presence(
+    conn: &mut Connection,
+    schema: &EfdSchema,
+    table: Table,
+    day_obs: RangeInclusive<i32>,
+) -> Result<Vec<(i64, String)>, WriterError> {
+    let spec = schema.table(table);
+    let label = conn.label().to_owned();
+    let operation = format!("reading the coverage of {}", spec.qualified(schema.name()));
+    let select = format!(
+        "SELECT {id} AS id, \"property\" AS property FROM {t} WHERE \"value\" IS NOT NULL AND \
+         \"day_obs\" BETWEEN",
+        id = spec.id_column.quoted(),
+        t = qualified(schema.name(), &spec.name),
+    );
+    let (first, last) = (*day_obs.start(), *day_obs.end());
+    let group = " GROUP BY 1, 2 ORDER BY 1, 2";
+    let rows: Result<Vec<IdProperty>, _> = match conn.inner() {
+        AnyConnection::Postgres(c) => {
+            diesel::sql_query(format!("{select} $1 AND $2{group}"))
+                .bind::<Integer, _>(first)
+                .bind::<Integer, _>(last)
+                .load(c)
+                .await
+        }
+        AnyConnection::Sqlite(c) => {
+            diesel::sql_query(format!("{select} ?1 AND ?2{group}"))
+                .bind::<Integer, _>(first)
+                .bind::<Integer, _>(last)
+                .load(c)
+                .await
+        }
+    };
+    rows.map(|r| r.into_iter().map(|r| (r.id, r.property)).collect())
+        .map_err(|e| WriterError::database(&operation, &label, &e))
+}

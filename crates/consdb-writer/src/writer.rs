@@ -15,7 +15,7 @@ use transform_core::{Table, UtcNanos};
 use crate::connection::{self, Connection};
 use crate::error::WriterError;
 use crate::migrate::{self, MigrationPlan, Missing};
-use crate::read::{self, Row};
+use crate::read::{self, Presence, Row};
 use crate::rows::{UnpivotedBatch, WideBatch};
 use crate::schema::EfdSchema;
 use crate::upsert::Upsert;
@@ -324,6 +324,36 @@ impl ConsDb {
         self.primary
             .run(self.db_auth.as_ref(), schema, async |c| {
                 read::ids_for_day_obs(c, schema, table, day_obs).await
+            })
+            .await
+    }
+
+    /// Which value columns of `table` (`exposure_efd` or `visit1_efd`) hold values, per row whose
+    /// `day_obs` is in the range, read from the primary (coverage reports).
+    pub async fn presence(
+        &mut self,
+        table: Table,
+        day_obs: RangeInclusive<i32>,
+    ) -> Result<Presence, WriterError> {
+        let schema = &self.schema;
+        self.primary
+            .run(self.db_auth.as_ref(), schema, async |c| {
+                read::presence(c, schema, table, day_obs).await
+            })
+            .await
+    }
+
+    /// The `(id, property)` pairs of `table` (an unpivoted one) holding at least one value, for
+    /// rows whose `day_obs` is in the range, read from the primary (coverage reports).
+    pub async fn unpivoted_presence(
+        &mut self,
+        table: Table,
+        day_obs: RangeInclusive<i32>,
+    ) -> Result<Vec<(i64, String)>, WriterError> {
+        let schema = &self.schema;
+        self.primary
+            .run(self.db_auth.as_ref(), schema, async |c| {
+                read::unpivoted_presence(c, schema, table, day_obs).await
             })
             .await
     }

@@ -144,6 +144,19 @@ impl FileSource {
         }
     }
 
+    /// Every measurement of the file.
+    pub fn measurements(&self) -> BTreeSet<String> {
+        self.measurements.keys().cloned().collect()
+    }
+
+    /// The tag keys of `topic` (none when the file lacks it).
+    pub fn tag_keys(&self, topic: &str) -> Vec<String> {
+        self.measurements
+            .get(topic)
+            .map(|m| m.tag_keys.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn keys(&self, topic: &str) -> Vec<FieldKey> {
         self.measurements
             .get(topic)

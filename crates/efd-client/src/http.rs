@@ -7,7 +7,7 @@
 //! Selects of more than [`MAX_FIELDS_PER_QUERY`] fields run as concurrent chunks joined on
 //! timestamp ([`crate::merge`]). Field types come from `SHOW FIELD KEYS`, cached per topic.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -380,6 +380,40 @@ impl HttpSource {
         Ok(())
     }
 
+    /// Every measurement of the database (`SHOW MEASUREMENTS`).
+    pub async fn measurements(&self) -> Result<BTreeSet<String>, EfdError> {
+        let body = self
+            .run_whole("SHOW MEASUREMENTS", "SHOW MEASUREMENTS")
+            .await?;
+        Ok(
+            rows_by_series("SHOW MEASUREMENTS", &body, "SHOW MEASUREMENTS")?
+                .into_values()
+                .flatten()
+                .filter_map(|row| row.into_iter().next())
+                .collect(),
+        )
+    }
+
+    /// The tag keys of each of `topics` (none for a topic without tags or not in the EFD), with
+    /// one `SHOW TAG KEYS FROM a, b, ...` per 50 topics.
+    pub async fn tag_keys(
+        &self,
+        topics: &[&str],
+    ) -> Result<HashMap<String, Vec<String>>, EfdError> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for chunk in topics.chunks(PREFETCH_TOPICS) {
+            let list: Vec<String> = chunk.iter().map(|t| self.measurement(t)).collect();
+            let statement = format!("SHOW TAG KEYS FROM {}", list.join(", "));
+            let body = self.run_whole(chunk[0], &statement).await?;
+            for (name, rows) in rows_by_series(chunk[0], &body, "SHOW TAG KEYS")? {
+                out.entry(name)
+                    .or_default()
+                    .extend(rows.into_iter().filter_map(|r| r.into_iter().next()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Runs one small statement with retries and returns its whole (unchunked) response body.
     async fn run_whole(&self, topic: &str, statement: &str) -> Result<Vec<u8>, EfdError> {
         self.with_retries(topic, |attempt| {
@@ -434,12 +468,14 @@ impl HttpSource {
 /// Topics per `SHOW FIELD KEYS` of [`HttpSource::prefetch_field_keys`].
 pub(crate) const PREFETCH_TOPICS: usize = 50;
 
-/// The field keys of each measurement in the answer to `SHOW FIELD KEYS FROM a, b, ...`.
-fn field_keys_by_measurement(
+/// The rows of each series (by name) of a whole `SHOW ...` answer, as strings; `what` names the
+/// statement in errors.
+fn rows_by_series(
     topic: &str,
     body: &[u8],
-) -> Result<HashMap<String, Vec<FieldKey>>, EfdError> {
-    let bad = |what: &str| EfdError::response(topic, format!("SHOW FIELD KEYS: {what}"));
+    what: &str,
+) -> Result<HashMap<String, Vec<Vec<String>>>, EfdError> {
+    let bad = |why: &str| EfdError::response(topic, format!("{what}: {why}"));
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| bad(&format!("not JSON: {e}")))?;
     if let Some(error) = value.get("error").and_then(|e| e.as_str()) {
@@ -448,7 +484,7 @@ fn field_keys_by_measurement(
             message: error.to_owned(),
         });
     }
-    let mut out: HashMap<String, Vec<FieldKey>> = HashMap::new();
+    let mut out: HashMap<String, Vec<Vec<String>>> = HashMap::new();
     let results = value
         .get("results")
         .and_then(|r| r.as_array())
@@ -466,29 +502,52 @@ fn field_keys_by_measurement(
                 .get("name")
                 .and_then(|n| n.as_str())
                 .ok_or_else(|| bad("a series without a name"))?;
-            let keys = out.entry(name.to_owned()).or_default();
+            let rows = out.entry(name.to_owned()).or_default();
             for row in s
                 .get("values")
                 .and_then(|v| v.as_array())
                 .into_iter()
                 .flatten()
             {
-                let (Some(key), Some(kind)) = (
-                    row.get(0).and_then(|k| k.as_str()),
-                    row.get(1).and_then(|t| t.as_str()),
-                ) else {
-                    return Err(bad("a row without a field key and type"));
-                };
-                let field_type = FieldType::from_influx(kind)
-                    .ok_or_else(|| bad(&format!("unknown field type `{kind}`")))?;
-                keys.push(FieldKey {
-                    name: key.to_owned(),
-                    field_type,
-                });
+                let cells = row
+                    .as_array()
+                    .ok_or_else(|| bad("a row that is not a list"))?
+                    .iter()
+                    .map(|c| c.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<String>>>()
+                    .ok_or_else(|| bad("a row with a value that is not a string"))?;
+                rows.push(cells);
             }
         }
     }
     Ok(out)
+}
+
+/// The field keys of each measurement in the answer to `SHOW FIELD KEYS FROM a, b, ...`.
+fn field_keys_by_measurement(
+    topic: &str,
+    body: &[u8],
+) -> Result<HashMap<String, Vec<FieldKey>>, EfdError> {
+    let bad = |what: &str| EfdError::response(topic, format!("SHOW FIELD KEYS: {what}"));
+    rows_by_series(topic, body, "SHOW FIELD KEYS")?
+        .into_iter()
+        .map(|(name, rows)| {
+            let keys = rows
+                .into_iter()
+                .map(|row| {
+                    let [key, kind] = <[String; 2]>::try_from(row)
+                        .map_err(|_| bad("a row without a field key and type"))?;
+                    let field_type = FieldType::from_influx(&kind)
+                        .ok_or_else(|| bad(&format!("unknown field type `{kind}`")))?;
+                    Ok(FieldKey {
+                        name: key,
+                        field_type,
+                    })
+                })
+                .collect::<Result<Vec<FieldKey>, EfdError>>()?;
+            Ok((name, keys))
+        })
+        .collect()
 }
 
 fn field_keys_from(topic: &str, frame: &Frame) -> Result<Vec<FieldKey>, EfdError> {

@@ -12,10 +12,13 @@
 //!   truncation under `--compat reference`.
 //! - [`EfdOptions`] holds the connection options (URL, credentials as a [`Secret`], timeouts,
 //!   retries, concurrency) and [`EfdClient`] is the source they select.
+//! - [`Catalog`] ([`EfdClient::catalog`]) is what the EFD holds for some topics: measurements,
+//!   field and tag keys, for checking a config against it.
 //! - [`EfdError`] tells transient failures (retry the task later) from permanent ones.
 //!
 //! Only this crate knows InfluxQL ([`influxql`]) and the `/query` JSON and MessagePack.
 
+mod catalog;
 mod client;
 mod error;
 mod file;
@@ -30,6 +33,7 @@ mod packed;
 mod source;
 mod stats;
 
+pub use catalog::Catalog;
 pub use client::EfdClient;
 pub use error::EfdError;
 pub use file::FileSource;

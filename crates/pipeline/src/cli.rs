@@ -364,7 +364,9 @@ pub async fn open_store(common: &CommonArgs) -> Result<scheduler_store::Schedule
 }
 
 /// `--check-config`: validates the config and prints its plan (columns per table, topics, query
-/// groups, queries per task) without connecting anywhere; exit code 1 on an invalid config.
+/// groups, queries per task) without connecting anywhere; exit code 1 on an invalid config. With
+/// an EFD URL (`-E/--efd` or `EFD_URL`), also checks every column against what the EFD holds
+/// ([`crate::check`]); exit code 1 when a column can never produce a value.
 #[allow(clippy::print_stdout)] // The plan is printed for the operator.
 pub fn check_config(common: &CommonArgs) -> ExitCode {
     let config = match transform_core::Config::load(&common.config) {
@@ -394,7 +396,57 @@ pub fn check_config(common: &CommonArgs) -> ExitCode {
         "plan ({semantics}): {} query groups over {} topics ({} packed, {} pre-aggregated); {} SELECTs per task plus 2 per packed group",
         s.groups, s.topics, s.packed_groups, s.pre_aggregated_groups, s.plain_queries
     );
-    ExitCode::SUCCESS
+    let Some(url) = common.efd.as_deref().filter(|u| !u.trim().is_empty()) else {
+        return ExitCode::SUCCESS;
+    };
+    let checked = tokio::runtime::Runtime::new()
+        .map_err(|e| PipelineError::Usage(format!("cannot start the runtime: {e}")))
+        .and_then(|runtime| runtime.block_on(check_against_efd(url, &config)));
+    match checked {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => startup_error(&e),
+    }
+}
+
+/// `--check-config --efd URL`: every column against the EFD's catalogue, printed one line per
+/// column that is not ok; whether every column can produce a value.
+#[allow(clippy::print_stdout)] // The report is printed for the operator.
+async fn check_against_efd(
+    url: &str,
+    config: &transform_core::Config,
+) -> Result<bool, PipelineError> {
+    let options = EfdOptions::from_env(Some(url), &|k| std::env::var(k).ok())?;
+    let shown = options.location.to_string();
+    let efd = efd_client::EfdClient::open(options).await?;
+    let topics = crate::check::config_topics(config);
+    let catalog = efd.catalog(&topics).await?;
+    let checks = crate::check::check_config(config, &catalog);
+    let count = |verdict: &str| checks.iter().filter(|c| c.verdict() == verdict).count();
+    let missing = topics
+        .iter()
+        .filter(|t| !catalog.measurements.contains(**t))
+        .count();
+    println!(
+        "EFD {shown}: {} of the config's {} topics exist; columns: {} ok, {} partial, {} dead",
+        topics.len() - missing,
+        topics.len(),
+        count("ok"),
+        count("partial"),
+        count("dead")
+    );
+    for c in checks.iter().filter(|c| !c.findings.is_empty()) {
+        let findings: Vec<String> = c.findings.iter().map(ToString::to_string).collect();
+        println!(
+            "{:<8} {} (line {}, {}): {}",
+            c.verdict(),
+            c.column,
+            c.line,
+            c.topic,
+            findings.join("; ")
+        );
+    }
+    Ok(checks.iter().all(|c| !c.dead))
 }
 
 /// Logs a configuration or startup error (`event=configuration_error`), prints it as one line on

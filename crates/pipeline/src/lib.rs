@@ -17,6 +17,7 @@
 //!
 //! - [`modes`] holds what `efd-job` and `efd-cronjob` do; the monitor's modes come next.
 
+pub mod check;
 pub mod cli;
 mod error;
 pub mod logging;
