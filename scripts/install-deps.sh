@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers and tools the test suite runs for real, when they are missing:
-#  - Debian packages: influxdb (influxd 1.x) and postgresql (initdb, postgres, psql);
+#  - Debian packages: influxdb (influxd 1.x), postgresql (initdb, postgres, psql) and chromium
+#    (headless, renders the coverage report's HTML page in a test);
 #  - a Python venv at <repo>/.venv with lsst-daf-butler and psycopg2-binary, in which the tests make
 #    Butler registries with the real daf_butler (crates/butler-reader/tests/fixtures/make_registry.py).
 # Running it again when everything is there does nothing.
@@ -37,6 +38,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/
     missing+=(postgresql)
 fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
 fi

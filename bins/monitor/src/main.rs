@@ -2,7 +2,7 @@
 //! marks failed tasks older than 72 h (or retried more than 3 times) stale, and retries failed
 //! tasks whose backoff (2.82843^(retries+1) h from creation) has elapsed; then it creates and
 //! processes tasks for the Butler's exposures and visits of the last complete nights that ConsDB
-//! lacks. `status` prints the queue.
+//! lacks. `status` prints the queue; `coverage` what landed in ConsDB for a range of nights.
 //!
 //! A thin binary: option parsing and the choice of mode. Exit codes: 0 all retried tasks completed;
 //! 1 configuration or startup error; 3 some tasks failed again; 130/143 after SIGINT/SIGTERM.
@@ -46,6 +46,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Report what landed in ConsDB for a range of nights: per column the share of exposures and
+    /// visits with a value, the columns NULL everywhere or nowhere, per item its NULL count and
+    /// the tasks that covered it.
+    Coverage {
+        /// First day_obs (YYYYMMDD); default: the last complete night.
+        #[arg(long = "day-obs-start", value_parser = clap::value_parser!(i32).range(19_700_101..=29_991_231))]
+        day_obs_start: Option<i32>,
+        /// Last day_obs (YYYYMMDD); default: the first.
+        #[arg(long = "day-obs-end", value_parser = clap::value_parser!(i32).range(19_700_101..=29_991_231))]
+        day_obs_end: Option<i32>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also write a self-contained HTML page (heatmap of columns × items, and the tables).
+        #[arg(long)]
+        html: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,12 +73,31 @@ fn main() -> ExitCode {
     let common = cli.common.clone();
     let mode = match cli.command {
         Some(Command::Status { .. }) => "status",
+        Some(Command::Coverage { .. }) => "coverage",
         None => "monitor",
     };
     run_binary(mode, &common, run(cli))
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    if let Some(Command::Coverage {
+        day_obs_start,
+        day_obs_end,
+        json,
+        html,
+    }) = &cli.command
+    {
+        let args = pipeline::coverage::CoverageArgs {
+            day_obs_start: *day_obs_start,
+            day_obs_end: *day_obs_end,
+            json: *json,
+            html: html.clone(),
+        };
+        return match pipeline::coverage::run(&cli.common, &args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => startup_error(&e),
+        };
+    }
     if let Some(Command::Status { json }) = cli.command {
         // The queue only: no Butler, EFD or ConsDB schema needed.
         let store = match open_store(&cli.common).await {

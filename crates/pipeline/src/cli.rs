@@ -192,7 +192,7 @@ impl CommonArgs {
 /// `work` on a multi-threaded runtime and logs `event=runtime`; exit code 1 if the runtime cannot
 /// start.
 ///
-/// `mode` names what runs (`job`, `cronjob`, `monitor`); `status` and `--dry-run` are quiet: they
+/// `mode` names what runs (`job`, `cronjob`, `monitor`); `status`, `coverage` and `--dry-run` are quiet: they
 /// log only warnings unless `LOG_LEVEL` says otherwise, so their output stands alone on stdout.
 pub fn run_binary<F>(mode: &str, common: &CommonArgs, work: F) -> ExitCode
 where
@@ -201,7 +201,9 @@ where
     let level = std::env::var("LOG_LEVEL")
         .ok()
         .filter(|l| !l.trim().is_empty())
-        .or_else(|| (mode == "status" || common.dry_run).then(|| "warn".to_owned()));
+        .or_else(|| {
+            (mode == "status" || mode == "coverage" || common.dry_run).then(|| "warn".to_owned())
+        });
     crate::logging::init_logging(
         common.log_format,
         common.logfile.as_deref(),

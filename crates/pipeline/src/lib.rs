@@ -19,6 +19,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod coverage;
 mod error;
 pub mod logging;
 pub mod modes;

@@ -88,6 +88,23 @@ fn consdb_parts(
     Ok((config, urls, db_auth))
 }
 
+/// Opens what `efd-monitor coverage` reads: the config, ConsDB (no migration, no schema check),
+/// the Butler registry and the task table (migrated with `--migrate`); not the EFD.
+pub(crate) async fn open_coverage(
+    options: &PipelineOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Arc<Config>, ConsDb, ButlerReader, SchedulerStore), PipelineError> {
+    let (config, urls, db_auth) = consdb_parts(options, env)?;
+    let schema = EfdSchema::new(&config, options.instrument)?;
+    let consdb = ConsDb::connect(schema, &urls[..1], db_auth.clone()).await?;
+    let mut store_options = StoreOptions::new(SchedulerTable::for_instrument(options.instrument));
+    store_options.migrate = options.migrate;
+    store_options.db_auth = db_auth;
+    let store = SchedulerStore::open(&urls[..1], store_options).await?;
+    let butler = ButlerReader::open(&options.repo, env).await?;
+    Ok((config, consdb, butler, store))
+}
+
 /// Opens only the scheduler store (for `efd-monitor status`): no Butler, EFD or ConsDB schema check.
 pub async fn open_store(
     options: &PipelineOptions,

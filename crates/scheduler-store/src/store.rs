@@ -568,6 +568,28 @@ impl SchedulerStore {
         .await
     }
 
+    /// Every task of `repo` (any status) whose interval `[start, end)` overlaps `[from, to)`, by
+    /// start then id (coverage reports).
+    pub async fn tasks_overlapping(
+        &self,
+        repo: &str,
+        from: UtcNanos,
+        to: UtcNanos,
+    ) -> Result<Vec<Task>, SchedulerError> {
+        let mut sql = Sql::new(format!(
+            "SELECT {} FROM {} WHERE butler_repo = ? AND start_time IS NOT NULL \
+             AND end_time IS NOT NULL AND start_time < ? AND end_time > ? ORDER BY start_time, id",
+            column_list(),
+            self.table.qualified()
+        ));
+        sql.text(repo.to_owned())
+            .time(DbTime::rounded(to))
+            .time(DbTime::rounded(from));
+        let mut inner = self.lock().await;
+        let rows: Vec<TaskRow> = inner.primary.load("read tasks in a range", &sql).await?;
+        self.to_tasks(&inner.primary, rows)
+    }
+
     /// The task of `repo` with the latest end.
     pub async fn last_task(&self, repo: &str) -> Result<Option<Task>, SchedulerError> {
         let mut sql = Sql::new(format!(
