@@ -11,43 +11,27 @@ mod faults_common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use faults_common::{TASK_TABLE, World, assert_same_rows};
 use test_support::{Postgres, SlowProxy};
 
-const WINDOW_DAYS: &str = "3650";
 const LEASE_S: u64 = 3;
 
 fn monitor(world: &World, db: &str, efd: &str, log: &Path) -> Command {
-    let file = std::fs::File::create(log).unwrap();
-    let mut c = test_support::service_command(env!("CARGO_BIN_EXE_efd-monitor"));
-    c.env("LOG_LEVEL", "info")
-        .args(world.common_args(db, efd))
-        .args(["--monitor-window-days", WINDOW_DAYS, "--efd-concurrency", "1"])
-        .args(["--lease", &LEASE_S.to_string()])
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file);
-    c
+    faults_common::monitor_command(
+        env!("CARGO_BIN_EXE_efd-monitor"),
+        world,
+        db,
+        efd,
+        log,
+        &["--lease", &LEASE_S.to_string()],
+    )
 }
 
 fn wait(child: &mut Child, limit: Duration, log: &Path) -> Option<i32> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "efd-monitor still running after {limit:?}:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    faults_common::wait_for(child, limit, log)
 }
 
 fn output(log: &Path) -> String {
@@ -74,7 +58,13 @@ fn a_primary_restart_mid_run_loses_no_task() {
     let log = world.dir.path().join("restart.log");
     let mut child = monitor(&world, &db, &proxy.url(), &log).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while world.task_statuses("restart").get("completed").copied().unwrap_or(0) < 2 {
+    while world
+        .task_statuses("restart")
+        .get("completed")
+        .copied()
+        .unwrap_or(0)
+        < 2
+    {
         assert!(
             Instant::now() < deadline && child.try_wait().unwrap().is_none(),
             "the run never completed two tasks:\n{}",
@@ -103,7 +93,13 @@ fn a_primary_restart_mid_run_loses_no_task() {
     std::thread::sleep(Duration::from_secs(LEASE_S + 1));
     proxy.set_delay(Duration::ZERO);
     let mut runs = 0;
-    while world.task_statuses("restart").get("completed").copied().unwrap_or(0) < tasks {
+    while world
+        .task_statuses("restart")
+        .get("completed")
+        .copied()
+        .unwrap_or(0)
+        < tasks
+    {
         runs += 1;
         assert!(
             runs <= 3,
@@ -130,7 +126,11 @@ fn a_primary_restart_mid_run_loses_no_task() {
         world.task_statuses("restart"),
         BTreeMap::from([("completed".to_owned(), tasks)])
     );
-    assert_same_rows(&reference, &world.consdb_rows("restart"), "after the restart");
+    assert_same_rows(
+        &reference,
+        &world.consdb_rows("restart"),
+        "after the restart",
+    );
     test_support::report::record(
         "fault",
         "ConsDB primary restart",
@@ -168,7 +168,11 @@ fn a_replica_down_is_counted_per_task_and_shown_by_status() {
     let out = output(&log);
     assert_eq!(code, Some(0), "{out}");
     let statuses = world.task_statuses("primary");
-    assert_eq!(statuses.keys().collect::<Vec<_>>(), ["completed"], "{statuses:?}");
+    assert_eq!(
+        statuses.keys().collect::<Vec<_>>(),
+        ["completed"],
+        "{statuses:?}"
+    );
     let tasks = statuses["completed"];
     let counts = world.pg.psql(
         "primary",
@@ -181,7 +185,10 @@ fn a_replica_down_is_counted_per_task_and_shown_by_status() {
         "every task counts the replica that missed it: {counts:?}"
     );
     assert!(
-        world.consdb_rows("primary").values().any(|rows| !rows.is_empty()),
+        world
+            .consdb_rows("primary")
+            .values()
+            .any(|rows| !rows.is_empty()),
         "the primary has the rows"
     );
 

@@ -13,47 +13,18 @@ mod faults_common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use faults_common::{TASK_TABLE, World, assert_same_rows, read_log};
 use test_support::SlowProxy;
 
-/// Nights the reconciliation looks back over: enough to reach the synthetic night for years.
-const WINDOW_DAYS: &str = "3650";
-
 fn monitor(world: &World, db: &str, efd: &str, log: &Path) -> Command {
-    let file = std::fs::File::create(log).unwrap();
-    let mut c = test_support::service_command(env!("CARGO_BIN_EXE_efd-monitor"));
-    c.env("LOG_LEVEL", "info")
-        .args(world.common_args(db, efd))
-        .args([
-            "--monitor-window-days",
-            WINDOW_DAYS,
-            "--efd-concurrency",
-            "1",
-        ])
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file);
-    c
+    faults_common::monitor_command(env!("CARGO_BIN_EXE_efd-monitor"), world, db, efd, log, &[])
 }
 
 fn wait(child: &mut Child, limit: Duration, log: &Path) -> Option<i32> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "efd-monitor still running after {limit:?}:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    faults_common::wait_for(child, limit, log)
 }
 
 /// A clean monitor run into database `clean`, for reference rows.

@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use test_support::butler::{ExpectedRegistry, make_registry_from_manifest};
 use test_support::{Influxd, Postgres};
@@ -280,5 +281,47 @@ impl Rng {
     /// Uniform in `lo..hi`.
     pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo)
+    }
+}
+
+/// `program` (an `efd-monitor` binary) for the world's night with `common_args` and one EFD query
+/// in flight, output to `log`; `extra` flags follow.
+pub fn monitor_command(
+    program: &str,
+    world: &World,
+    db: &str,
+    efd: &str,
+    log: &Path,
+    extra: &[&str],
+) -> Command {
+    let file = std::fs::File::create(log).unwrap();
+    let mut c = test_support::service_command(program);
+    c.env("LOG_LEVEL", "info")
+        .args(world.common_args(db, efd))
+        .args(["--monitor-window-days", "3650", "--efd-concurrency", "1"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+    c
+}
+
+/// Waits for `child` to exit: its exit code (`None` after a signal); kills it and panics with the
+/// log after `limit`.
+pub fn wait_for(child: &mut Child, limit: Duration, log: &Path) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "{} still running after {limit:?}:\n{}",
+                log.display(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
