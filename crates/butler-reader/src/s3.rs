@@ -722,12 +722,13 @@ fn parse_endpoint(name: &str, value: &str) -> Result<Endpoint, String> {
     Ok(Endpoint { url, credentials })
 }
 
-/// Whether `port` is empty or `:` followed by digits.
+/// Whether `port` is empty or `:` followed by a port number (digits, at most 65535: object_store
+/// panics on a larger one when it signs the request).
 fn valid_port(port: &str) -> bool {
     port.is_empty()
-        || port
-            .strip_prefix(':')
-            .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        })
 }
 
 /// The shared credentials and config files.
@@ -1296,6 +1297,8 @@ mod tests {
             "s3.example.org",
             "ftp://k:hunter2@host",
             "https://k:hunter2@host:port",
+            "https://k:hunter2@host:99999",
+            "https://k:hunter2@[::1]:65536",
             "https://k:hunter2@",
         ] {
             let err = parse_endpoint("LSST_RESOURCES_S3_PROFILE_x", bad).unwrap_err();

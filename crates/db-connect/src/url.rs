@@ -164,6 +164,14 @@ fn parse_postgres(rest: &str) -> Result<PgTarget, DbError> {
         Some((a, d)) => (a, Some(d)),
         None => (main, None),
     };
+    // A `/` in an unencoded password ends the authority early and leaves the password's rest, with
+    // the real `@host`, in the database name: refuse it rather than connect to a piece of the
+    // password as a host, or show one as a database.
+    if database.is_some_and(|d| d.contains('@')) {
+        return Err(DbError::Url {
+            message: format!("an `@` after the host; {ENCODE_HINT}"),
+        });
+    }
     let (userinfo, hostport) = match authority.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
         None => (None, authority),
@@ -225,9 +233,15 @@ fn split_host_port(hostport: &str) -> Result<(Option<String>, Option<u16>), DbEr
     }
 }
 
+/// How to write reserved characters in a URL's user and password.
+const ENCODE_HINT: &str = "percent-encode `@`, `:`, `/`, `?` and `#` in the user and password \
+                           (%40, %3A, %2F, %3F, %23)";
+
 fn parse_port(p: &str) -> Result<u16, DbError> {
+    // Not quoted: with an unencoded `:`, `/`, `?` or `#` in the password, what stands where the
+    // port should is a piece of the password.
     p.parse().map_err(|_| DbError::Url {
-        message: format!("`{p}` is not a port number"),
+        message: format!("the port is not a number from 0 to 65535; {ENCODE_HINT}"),
     })
 }
 
@@ -287,9 +301,14 @@ mod tests {
             "mysql://u:hunter2@h/d",
             "postgresql://u:hunter2@h:notaport/d",
             "hunter2",
+            // Unencoded `:`, `/`, `?` in the password: pieces of it where the port, the host or
+            // the database name should be.
+            "postgresql://u:p@ss:hunter2/rd@h:5432/d",
+            "postgresql://u:p@ss:5432/hunter2@h:5432/d",
+            "postgresql://u:hunter2 #pw?&=x@h:5432/d",
         ] {
             let err = DbUrl::parse(bad).unwrap_err().to_string();
-            assert!(!err.contains("hunter2"), "{err}");
+            assert!(!err.contains("hunter2"), "{bad}: {err}");
         }
     }
 }

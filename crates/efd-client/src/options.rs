@@ -233,6 +233,15 @@ fn parse_url(text: &str) -> Result<ParsedUrl, EfdError> {
             Ok((EfdLocation::File(path), None, None))
         }
         "http" | "https" => {
+            // A `/` in an unencoded password ends the host early and leaves the password's rest,
+            // with the real `@host`, in the path, which messages show: refuse it.
+            if url.path().contains('@') {
+                return Err(EfdError::Config {
+                    message: "the EFD URL has an `@` after its host: percent-encode `@`, `:`, \
+                              `/`, `?` and `#` in the user and password (%40, %3A, %2F, %3F, %23)"
+                        .to_owned(),
+                });
+            }
             let user = decode(url.username());
             let password = url.password().map(decode).map(Secret::new);
             let _ = url.set_username("");
@@ -380,5 +389,12 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"));
         let err = EfdOptions::from_env(Some("not a url hunter2"), &env(&[])).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+        // An unencoded `/` in the password: its rest would be the URL's path.
+        let err =
+            EfdOptions::from_env(Some("http://u:8086/hunter2@h:8086"), &env(&[])).unwrap_err();
+        assert!(
+            !err.to_string().contains("hunter2") && err.to_string().contains("percent-encode"),
+            "{err}"
+        );
     }
 }

@@ -29,6 +29,7 @@
 //! ```
 
 pub mod butler;
+pub mod cli_cases;
 mod http;
 mod influxd;
 mod logs;
@@ -37,6 +38,7 @@ mod process;
 mod proxy;
 pub mod report;
 mod s3;
+pub mod secrets;
 
 pub use http::{HttpResponse, http_request};
 pub use influxd::{Influxd, SERVER_GOMAXPROCS};
