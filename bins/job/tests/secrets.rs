@@ -9,8 +9,8 @@
 //! the options read.
 
 use test_support::secrets::{
-    Fault, Findings, Format, Scanner, Scenario, SecretServers, Style, TASK_END, TASK_START,
-    scan_help,
+    Fault, Findings, Format, Scenario, SecretServers, Style, TASK_END, TASK_START,
+    assert_help_shows_no_secret, assert_no_leaks,
 };
 
 const JOB: &str = env!("CARGO_BIN_EXE_efd-job");
@@ -68,16 +68,7 @@ fn efd_job_shows_no_secret_in_any_scenario() {
         dry.scan(&scanner, &mut findings);
         servers.scan_database(&scanner, &mut findings, &scenario.name());
     }
-    assert!(
-        findings.leaks.is_empty(),
-        "{}\n\nruns:\n{}",
-        findings.report(),
-        evidence.join("\n")
-    );
-    #[allow(clippy::print_stdout)] // What each scenario showed, for `--no-capture`.
-    {
-        println!("{}", evidence.join("\n"));
-    }
+    assert_no_leaks(&findings, &evidence);
 
     test_support::report::record(
         "secrets",
@@ -104,21 +95,9 @@ fn efd_job_shows_no_secret_in_any_scenario() {
 /// told not to: with the deployment's secrets in the environment, none may show.
 #[test]
 fn efd_job_help_shows_no_secret_from_the_environment() {
-    let scanner = Scanner::all();
-    let mut findings = Findings::default();
-    let runs = scan_help(JOB, &[&["--help"], &["-h"]], &scanner, &mut findings);
-    for run in &runs {
-        assert_eq!(run.code, Some(0), "{}", run.all_text());
-        assert!(run.stdout.contains("--config"), "{}", run.all_text());
-    }
-    assert!(findings.leaks.is_empty(), "{}", findings.report());
-    test_support::report::record(
-        "secrets",
-        "efd-job help",
-        "every secret in the variables the options read (CONSDB_URL, EFD_URL with userinfo) and \
-         beside them (EFD_PASSWORD, PGPASSWORD, AWS_SECRET_ACCESS_KEY, the S3 profile's endpoint)",
-        runs.len() as u64,
-        &findings.report(),
+    assert_help_shows_no_secret(
+        JOB,
+        &[&["--help"], &["-h"]],
         "secrets::efd_job_help_shows_no_secret_from_the_environment",
     );
 }

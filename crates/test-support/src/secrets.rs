@@ -1461,6 +1461,60 @@ fn telemetry() -> String {
     lines
 }
 
+/// The whole help test of one binary: [`scan_help`] over `argument_lists`, each run exiting 0
+/// and printing `Usage`, no secret anywhere; then the record for `docs/reliability.md` under
+/// `test` (`binary::function`).
+///
+/// # Panics
+///
+/// On a failed run or any secret shown.
+pub fn assert_help_shows_no_secret(
+    program: impl AsRef<Path>,
+    argument_lists: &[&[&str]],
+    test: &str,
+) {
+    let program = program.as_ref();
+    let scanner = Scanner::all();
+    let mut findings = Findings::default();
+    let runs = scan_help(program, argument_lists, &scanner, &mut findings);
+    for run in &runs {
+        assert_eq!(run.code, Some(0), "{}", run.all_text());
+        assert!(run.stdout.contains("Usage"), "{}", run.all_text());
+    }
+    assert!(findings.leaks.is_empty(), "{}", findings.report());
+    let name = program
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    crate::report::record(
+        "secrets",
+        &format!("{name} help"),
+        "every secret in the variables the options read (CONSDB_URL, EFD_URL with userinfo) and \
+         beside them (EFD_PASSWORD, PGPASSWORD, AWS_SECRET_ACCESS_KEY, the S3 profile's endpoint)",
+        runs.len() as u64,
+        &findings.report(),
+        test,
+    );
+}
+
+/// Fails with every leak and the runs' evidence when `findings` holds any; prints the evidence
+/// (seen with `--no-capture`) otherwise.
+///
+/// # Panics
+///
+/// When a secret was found.
+pub fn assert_no_leaks(findings: &Findings, evidence: &[String]) {
+    assert!(
+        findings.leaks.is_empty(),
+        "{}\n\nruns:\n{}",
+        findings.report(),
+        evidence.join("\n")
+    );
+    #[allow(clippy::print_stdout)] // What each scenario showed, for `--no-capture`.
+    {
+        println!("{}", evidence.join("\n"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
