@@ -76,7 +76,10 @@ impl fmt::Display for Finding {
                 type_name(*field_type)
             ),
             Finding::SubsetFieldMissing { field } => {
-                write!(f, "subset field `{field}` is neither a field nor a tag of the topic")
+                write!(
+                    f,
+                    "subset field `{field}` is neither a field nor a tag of the topic"
+                )
             }
         }
     }
@@ -139,7 +142,9 @@ fn usable(function: &Function, t: FieldType) -> bool {
 /// How many elements `<base>0..` a topic has (consecutive from 0).
 fn packed_count(fields: &[FieldKey], base: &str) -> usize {
     let names: BTreeSet<&str> = fields.iter().map(|k| k.name.as_str()).collect();
-    (0..).take_while(|i| names.contains(format!("{base}{i}").as_str())).count()
+    (0..)
+        .take_while(|i| names.contains(format!("{base}{i}").as_str()))
+        .count()
 }
 
 /// Up to three of `candidates` closest to `name` (Levenshtein distance at most a third of the
@@ -153,7 +158,11 @@ fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<Str
         .collect();
     scored.sort_unstable();
     scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(3).map(|(_, c)| c.to_owned()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_owned())
+        .collect()
 }
 
 /// Checks one column against the catalogue.

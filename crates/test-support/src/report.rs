@@ -66,7 +66,13 @@ pub fn record(
         .unwrap_or_else(|e| panic!("test-support: cannot create {}: {e}", dir.display()));
     let file: String = test
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let path = dir.join(format!("{file}.json"));
     let text = serde_json::to_string_pretty(&record).expect("a record serializes");
