@@ -15,6 +15,10 @@ use transform_core::{ColumnData, Frame, FrameColumn};
 use crate::error::EfdError;
 use crate::source::FieldType;
 
+/// Nesting allowed in a MessagePack document: a response's deepest value (a cell, or a tag value)
+/// is 8 levels down, and each level skipped costs stack.
+const MSGPACK_MAX_DEPTH: usize = 32;
+
 /// How the values of one result column are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ColumnKind {
@@ -122,6 +126,9 @@ impl Accumulator {
     pub(crate) fn feed_msgpack(&mut self, document: &[u8]) -> Result<(), EfdError> {
         self.partial = false;
         let mut de = rmp_serde::Deserializer::from_read_ref(document);
+        // rmp_serde's default limit (1024 levels) lets a nest under a skipped key overflow a 2 MiB
+        // thread stack before the limit is reached; a response is 8 levels deep.
+        de.set_max_depth(MSGPACK_MAX_DEPTH);
         DocumentSeed(self)
             .deserialize(&mut de)
             .map_err(|e| EfdError::response(&self.topic, format!("invalid MessagePack: {e}")))?;

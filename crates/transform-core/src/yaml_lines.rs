@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use saphyr_parser::{Event, Parser, Span, SpannedEventReceiver};
+use saphyr_parser::{Event, Parser};
 
 /// Lines of the nodes of one document, keyed by dotted path from the root.
 #[derive(Debug, Default)]
@@ -17,17 +17,35 @@ pub(crate) struct LineIndex {
 }
 
 impl LineIndex {
-    /// Indexes `text`. A document the event parser cannot read gives an empty index: the caller has
-    /// already parsed it with serde, so that only loses line numbers, never data.
+    /// Indexes the first document of `text`. Where the event parser cannot read on (it is stricter
+    /// than `serde_norway` in places, e.g. a U+FEFF inside a scalar), the nodes before that point
+    /// are indexed and later ones fall back to their closest indexed ancestor: the caller has
+    /// already parsed the text with serde, so that only loses line precision, never data.
+    ///
+    /// The events are pulled one by one (`Parser::load` recurses once per nesting level, so block
+    /// nesting as deep as the text is long would exhaust the stack), and pulling stops at the first
+    /// error (the parser repeats it forever).
     pub(crate) fn build(text: &str) -> LineIndex {
-        let mut collector = Collector::default();
-        let mut parser = Parser::new_from_str(text);
-        if parser.load(&mut collector, false).is_err() {
-            return LineIndex::default();
+        let mut events: Vec<(Ev, usize)> = Vec::new();
+        for item in Parser::new_from_str(text) {
+            let Ok((ev, span)) = item else {
+                break;
+            };
+            let ev = match ev {
+                Event::MappingStart(..) => Ev::MappingStart,
+                Event::SequenceStart(..) => Ev::SequenceStart,
+                Event::MappingEnd | Event::SequenceEnd => Ev::End,
+                Event::Scalar(value, ..) => Ev::Scalar(value.into_owned()),
+                Event::Alias(_) => Ev::Other,
+                Event::DocumentEnd => break,
+                // Stream and document markers are not nodes.
+                _ => continue,
+            };
+            events.push((ev, span.start.line()));
         }
         let mut index = LineIndex::default();
         let mut pos = 0;
-        index.walk(&collector.events, &mut pos, "");
+        index.walk(&events, &mut pos, "", 0);
         index
     }
 
@@ -64,8 +82,14 @@ impl LineIndex {
         }
     }
 
-    /// Walks one node starting at `events[*pos]`, leaving `*pos` just past it.
-    fn walk(&mut self, events: &[(Ev, usize)], pos: &mut usize, path: &str) {
+    /// Walks one node starting at `events[*pos]`, leaving `*pos` just past it. Nodes deeper than
+    /// [`MAX_DEPTH`] are skipped unrecorded (without recursion), so block nesting as deep as the text
+    /// is long cannot exhaust the stack.
+    fn walk(&mut self, events: &[(Ev, usize)], pos: &mut usize, path: &str, depth: usize) {
+        if depth > MAX_DEPTH {
+            skip(events, pos);
+            return;
+        }
         let Some((ev, _)) = events.get(*pos) else {
             return;
         };
@@ -82,12 +106,12 @@ impl LineIndex {
                         let child = join(path, key);
                         self.lines.entry(child.clone()).or_insert(*line);
                         *pos += 1;
-                        self.walk(events, pos, &child);
+                        self.walk(events, pos, &child, depth + 1);
                     }
                     Some(_) => {
                         // A complex key: skip it and its value without recording them.
-                        self.walk(events, pos, "\u{0}");
-                        self.walk(events, pos, "\u{0}");
+                        skip(events, pos);
+                        skip(events, pos);
                     }
                 }
             },
@@ -103,7 +127,7 @@ impl LineIndex {
                         Some((_, line)) => {
                             let child = join(path, &i.to_string());
                             self.lines.entry(child.clone()).or_insert(*line);
-                            self.walk(events, pos, &child);
+                            self.walk(events, pos, &child, depth + 1);
                             i += 1;
                         }
                     }
@@ -113,6 +137,47 @@ impl LineIndex {
                 self.scalars.insert(path.to_owned(), value.clone());
             }
             Ev::Other | Ev::End => {}
+        }
+    }
+}
+
+/// A line to blame when `serde_norway` rejects `text` without saying where (it gives no location
+/// for, e.g., a second document): where the event parser stops, else where a second document
+/// starts, else the last line with an event. Always at least 1.
+pub(crate) fn trouble_line(text: &str) -> usize {
+    let mut documents = 0;
+    let mut last = 1;
+    for item in Parser::new_from_str(text) {
+        match item {
+            // The parser repeats an error forever: stop at the first.
+            Err(e) => return e.marker().line().max(1),
+            Ok((Event::DocumentStart(..), span)) => {
+                documents += 1;
+                if documents == 2 {
+                    return span.start.line().max(1);
+                }
+            }
+            Ok((_, span)) => last = last.max(span.start.line()),
+        }
+    }
+    last
+}
+
+/// Deeper than any config node (the deserializer stops at 128 levels).
+const MAX_DEPTH: usize = 160;
+
+/// Moves `*pos` past the node starting there, and past everything nested in it.
+fn skip(events: &[(Ev, usize)], pos: &mut usize) {
+    let mut open = 0usize;
+    while let Some((ev, _)) = events.get(*pos) {
+        *pos += 1;
+        match ev {
+            Ev::MappingStart | Ev::SequenceStart => open += 1,
+            Ev::End => open = open.saturating_sub(1),
+            Ev::Scalar(_) | Ev::Other => {}
+        }
+        if open == 0 {
+            return;
         }
     }
 }
@@ -133,27 +198,6 @@ enum Ev {
     End,
     Scalar(String),
     Other,
-}
-
-#[derive(Debug, Default)]
-struct Collector {
-    events: Vec<(Ev, usize)>,
-}
-
-impl<'input> SpannedEventReceiver<'input> for Collector {
-    fn on_event(&mut self, ev: Event<'input>, span: Span) {
-        let line = span.start.line();
-        let ev = match ev {
-            Event::MappingStart(..) => Ev::MappingStart,
-            Event::SequenceStart(..) => Ev::SequenceStart,
-            Event::MappingEnd | Event::SequenceEnd => Ev::End,
-            Event::Scalar(value, ..) => Ev::Scalar(value.into_owned()),
-            Event::Alias(_) => Ev::Other,
-            // Stream and document markers are not nodes.
-            _ => return,
-        };
-        self.events.push((ev, line));
-    }
 }
 
 #[cfg(test)]
@@ -185,5 +229,23 @@ mod tests {
         let index = LineIndex::build("columns: [{name: a},\n  {name: b, tables: [x, y]}]\n");
         assert_eq!(index.line("columns.1.name"), Some(2));
         assert_eq!(index.line("columns.1.tables.1"), Some(2));
+    }
+
+    #[test]
+    fn block_nesting_as_deep_as_the_text_is_indexed_without_recursing() {
+        let text = format!("a:\n{}x\nb: 1\n", "- ".repeat(100_000));
+        let index = LineIndex::build(&text);
+        assert_eq!(index.line("a.0.0"), Some(2));
+        assert_eq!(index.line("b"), Some(3));
+    }
+
+    #[test]
+    fn the_first_document_is_indexed_and_trouble_has_a_line() {
+        // A second document: the first is indexed; the trouble is where the second starts. An
+        // unclosed flow sequence: where the parser stops.
+        let index = LineIndex::build("a: 1\nb: 2\n---\nc: 3\n");
+        assert_eq!(index.line("b"), Some(2));
+        assert_eq!(trouble_line("a: 1\nb: 2\n---\nc: 3\n"), 3);
+        assert_eq!(trouble_line("a: 1\nb: [\n"), 3);
     }
 }

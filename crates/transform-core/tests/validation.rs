@@ -333,11 +333,11 @@ fn efd_names_reject_hostile_characters() {
         14,
         "control character",
     );
-    let long = "f".repeat(256);
+    let long = "f".repeat(97);
     rejects(
         &[("f", &format!("    - name: {long}"))],
         14,
-        "longer than 255",
+        "longer than 96",
     );
 }
 

@@ -21,7 +21,7 @@ pub(crate) const MAX_PROPERTY_CHARS: usize = 64;
 /// `field` is `VARCHAR(32)` in the unpivoted tables.
 pub(crate) const MAX_UNPIVOTED_FIELD_CHARS: usize = 32;
 /// Longest EFD topic or field name accepted (the EFD's longest are well under 100).
-const MAX_EFD_NAME_CHARS: usize = 255;
+const MAX_EFD_NAME_CHARS: usize = 96;
 /// Largest `start_offset`, in hours, either way.
 const MAX_START_OFFSET_HOURS: f64 = 168.0;
 /// Largest polynomial degree for `rms_from_polynomial_fit`.
@@ -115,6 +115,7 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Config, CoreError> {
     let index = LineIndex::build(text);
     let mut checker = Checker {
         origin,
+        text,
         index: &index,
         problems: Vec::new(),
     };
@@ -155,9 +156,10 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Config, CoreError> {
 }
 
 fn syntax_error(text: &str, origin: &str, err: &serde_norway::Error) -> CoreError {
-    let (line, col) = err
-        .location()
-        .map_or((0, 0), |loc| (loc.line(), loc.column()));
+    let (line, col) = err.location().map_or_else(
+        || (crate::yaml_lines::trouble_line(text), 0),
+        |loc| (loc.line(), loc.column()),
+    );
     let mut message = err.to_string();
     if let Some(cut) = message.find(" at line ") {
         message.truncate(cut);
@@ -178,6 +180,7 @@ fn syntax_error(text: &str, origin: &str, err: &serde_norway::Error) -> CoreErro
 
 struct Checker<'a> {
     origin: &'a str,
+    text: &'a str,
     index: &'a LineIndex,
     problems: Vec<Problem>,
 }
@@ -186,7 +189,12 @@ impl Checker<'_> {
     fn report(&mut self, column: Option<&str>, path: &str, message: String) {
         self.problems.push(Problem {
             origin: self.origin.to_owned(),
-            line: self.index.line_or_ancestor(path).unwrap_or(0),
+            // A node the line index could not reach (its parser is stricter than serde's in
+            // places) is blamed on the line where the index stopped.
+            line: self
+                .index
+                .line_or_ancestor(path)
+                .unwrap_or_else(|| crate::yaml_lines::trouble_line(self.text)),
             column: column.map(str::to_owned),
             message,
         });
