@@ -161,6 +161,6 @@ fn bad_input_exits_1_with_one_clear_line() {
              usage screen; slowest (unreachable URLs included) {:.1} s",
             slowest.as_secs_f64()
         ),
-        "bad_input::bad_input_exits_1_with_one_clear_line",
+        "efd-cronjob bad_input::bad_input_exits_1_with_one_clear_line",
     );
 }
