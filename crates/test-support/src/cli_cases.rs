@@ -1,9 +1,13 @@
-//! The bad-input harness of the binaries' tests: a valid command line, cases that change its flags
-//! or variables, and [`run`], which checks that each case exits with code 1 and one stderr line
-//! naming what is wrong, with no panic, backtrace or usage screen, within [`BOUND`].
+//! The bad-input harness of the binaries' tests: a valid command line ([`Fixture`]), cases that
+//! change its flags or variables (the options every binary shares in [`Fixture::common_cases`]),
+//! and [`run_all`], which checks that each case exits with code 1 and one stderr line naming what is
+//! wrong, with no panic, backtrace or usage screen, within [`BOUND`], and records the outcome.
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+use crate::butler::{ExpectedRegistry, make_registry};
 
 /// How long any case may take, unreachable URLs included (they fail in seconds when idle).
 pub const BOUND: Duration = Duration::from_secs(60);
@@ -127,4 +131,208 @@ pub fn run(
         )
     });
     (report, took)
+}
+
+/// A valid command line for any binary (the demo config, a registry made by lsst-daf-butler, an
+/// empty line-protocol EFD, an SQLite ConsDB), and places that cannot be reached.
+#[derive(Debug)]
+pub struct Fixture {
+    /// Holds the registry and files until the fixture is dropped.
+    _dir: tempfile::TempDir,
+    /// `-c`, `-i`, `-r`, `-d` and `-E` of a run that would work.
+    pub valid: Vec<(&'static str, String)>,
+    /// An HTTP EFD URL on a closed port.
+    pub closed_efd: String,
+    /// A PostgreSQL ConsDB URL on a closed port.
+    pub closed_db: String,
+    /// `127.0.0.1:<port>` of [`Fixture::closed_db`], as error messages name it.
+    pub db_at: String,
+    /// A Butler repository path that does not exist.
+    pub missing_repo: String,
+}
+
+impl Fixture {
+    /// Makes the registry and the files in a temporary directory.
+    ///
+    /// # Panics
+    ///
+    /// If the registry or the files cannot be made.
+    #[allow(clippy::new_without_default)] // Making a registry and files is no default value.
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let registry = ExpectedRegistry::from_json(&make_registry(&dir.path().join("repo"), None));
+        let config =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/demo-config.yaml");
+        let efd = dir.path().join("efd.lp");
+        std::fs::write(&efd, "").expect("an empty EFD file");
+        let valid = vec![
+            ("-c", config.display().to_string()),
+            ("-i", "latiss".to_owned()),
+            ("-r", registry.repo.display().to_string()),
+            (
+                "-d",
+                format!("sqlite:///{}", dir.path().join("consdb.db").display()),
+            ),
+            ("-E", format!("file://{}", efd.display())),
+        ];
+        let db_port = closed_port();
+        Fixture {
+            valid,
+            closed_efd: format!("http://127.0.0.1:{}", closed_port()),
+            closed_db: format!("postgresql://postgres@127.0.0.1:{db_port}/consdb"),
+            db_at: format!("127.0.0.1:{db_port}"),
+            missing_repo: dir.path().join("no-such-repo").display().to_string(),
+            _dir: dir,
+        }
+    }
+
+    /// The bad inputs of the options every binary takes: task length and padding, instrument,
+    /// ConsDB URL, and unreachable EFD, ConsDB and Butler repository, by flag and by variable.
+    pub fn common_cases(&self) -> Vec<Case> {
+        let (closed_efd, closed_db, db_at) = (&self.closed_efd, &self.closed_db, &self.db_at);
+        let missing_repo = self.missing_repo.as_str();
+        vec![
+            case(
+                "-t 0",
+                &[("-t", Some("0"))],
+                &[],
+                &["-t/--timedelta or TIMEDELTA", "not 0"],
+            ),
+            case(
+                "-t -5",
+                &[("-t", Some("-5"))],
+                &[],
+                &["-t/--timedelta or TIMEDELTA", "not -5"],
+            ),
+            case(
+                "TIMEDELTA=-1",
+                &[],
+                &[("TIMEDELTA", "-1")],
+                &["-t/--timedelta or TIMEDELTA", "not -1"],
+            ),
+            case(
+                "-t five",
+                &[("-t", Some("five"))],
+                &[],
+                &["-t/--timedelta or TIMEDELTA", "'five'"],
+            ),
+            case(
+                "-w 0",
+                &[("-w", Some("0"))],
+                &[],
+                &["-w/--timewindow or TIMEWINDOW", "not 0"],
+            ),
+            case(
+                "-w -3",
+                &[("-w", Some("-3"))],
+                &[],
+                &["-w/--timewindow or TIMEWINDOW", "not -3"],
+            ),
+            case(
+                "TIMEWINDOW=-2",
+                &[],
+                &[("TIMEWINDOW", "-2")],
+                &["-w/--timewindow or TIMEWINDOW", "not -2"],
+            ),
+            case(
+                "-i hsc",
+                &[("-i", Some("hsc"))],
+                &[],
+                &["-i/--instrument or INSTRUMENT", "unknown instrument `hsc`"],
+            ),
+            case(
+                "INSTRUMENT=decam",
+                &[("-i", None)],
+                &[("INSTRUMENT", "decam")],
+                &[
+                    "-i/--instrument or INSTRUMENT",
+                    "unknown instrument `decam`",
+                ],
+            ),
+            case(
+                "no ConsDB URL",
+                &[("-d", None)],
+                &[],
+                &["missing", "-d/--db or CONSDB_URL"],
+            ),
+            case(
+                "-E on a closed port",
+                &[("-E", Some(closed_efd))],
+                &[],
+                &["-E/--efd or EFD_URL", "unreachable", closed_efd],
+            ),
+            case(
+                "EFD_URL on a closed port",
+                &[("-E", None)],
+                &[("EFD_URL", closed_efd)],
+                &["-E/--efd or EFD_URL", "unreachable", closed_efd],
+            ),
+            case(
+                "-d PostgreSQL on a closed port",
+                &[("-d", Some(closed_db))],
+                &[],
+                &["-d/--db or CONSDB_URL", db_at],
+            ),
+            case(
+                "CONSDB_URL PostgreSQL on a closed port",
+                &[("-d", None)],
+                &[("CONSDB_URL", closed_db)],
+                &["-d/--db or CONSDB_URL", db_at],
+            ),
+            case(
+                "-r a repository that does not exist",
+                &[("-r", Some(missing_repo))],
+                &[],
+                &["-r/--repo or BUTLER_REPO", missing_repo],
+            ),
+            case(
+                "BUTLER_REPO a repository that does not exist",
+                &[("-r", None)],
+                &[("BUTLER_REPO", missing_repo)],
+                &["-r/--repo or BUTLER_REPO", missing_repo],
+            ),
+        ]
+    }
+}
+
+/// Runs every case against `program` and fails with each wrong outcome; then records them for
+/// `docs/reliability.md` as `"<binary> options"` under `test`.
+///
+/// # Panics
+///
+/// When a case does not exit 1 with one clear stderr line within [`BOUND`].
+pub fn run_all(
+    program: &str,
+    valid: &[(&'static str, String)],
+    cases: &[Case],
+    binary: &str,
+    test: &str,
+) {
+    let mut failures = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for case in cases {
+        let (failure, took) = run(program, valid, case);
+        failures.extend(failure);
+        slowest = slowest.max(took);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+    crate::report::record(
+        "bad input",
+        &format!("{binary} options"),
+        &names.join("; "),
+        u64::try_from(cases.len()).unwrap_or(u64::MAX),
+        &format!(
+            "every case exits 1 with one stderr line naming the flag or variable, no panic or \
+             usage screen; slowest (unreachable URLs included) {:.1} s",
+            slowest.as_secs_f64()
+        ),
+        test,
+    );
 }
