@@ -176,12 +176,20 @@ fn invalid(message: String) -> io::Error {
 
 /// Percent-encodes `value` for a query string or an `application/x-www-form-urlencoded` body.
 pub(crate) fn percent_encode(value: &str) -> String {
+    percent_encode_keeping(value, b"-_.~", true)
+}
+
+/// Percent-encodes every byte of `value` but ASCII letters, digits and `keep`, with upper- or
+/// lower-case hex digits.
+pub(crate) fn percent_encode_keeping(value: &str, keep: &[u8], upper: bool) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+        if byte.is_ascii_alphanumeric() || keep.contains(&byte) {
             out.push(char::from(byte));
-        } else {
+        } else if upper {
             let _ = write!(out, "%{byte:02X}");
+        } else {
+            let _ = write!(out, "%{byte:02x}");
         }
     }
     out
@@ -189,10 +197,21 @@ pub(crate) fn percent_encode(value: &str) -> String {
 
 /// Encodes `user:password` as the value of an `Authorization: Basic` header.
 pub(crate) fn basic_auth(user: &str, password: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let input = format!("{user}:{password}");
-    let mut out = String::from("Basic ");
-    for chunk in input.as_bytes().chunks(3) {
+    format!(
+        "Basic {}",
+        base64(format!("{user}:{password}").as_bytes(), false)
+    )
+}
+
+/// Standard base64 (RFC 4648 §4) with padding; with `url_safe`, the `-_` alphabet (§5).
+pub(crate) fn base64(bytes: &[u8], url_safe: bool) -> String {
+    let alphabet: &[u8; 64] = if url_safe {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
         let b = [
             chunk[0],
             chunk.get(1).copied().unwrap_or(0),
@@ -201,7 +220,7 @@ pub(crate) fn basic_auth(user: &str, password: &str) -> String {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+                out.push(char::from(alphabet[((n >> (18 - 6 * i)) & 63) as usize]));
             } else {
                 out.push('=');
             }

@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::http::percent_encode;
+use crate::http::{base64, percent_encode, percent_encode_keeping};
 use crate::process::{send_signal, wait_timeout};
 use crate::{Influxd, Postgres, S3Server};
 
@@ -287,55 +287,13 @@ impl Findings {
 
 /// Percent-encodes every byte but `[A-Za-z0-9-._~]`, with lower-case hex digits.
 fn percent_encode_lower(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02x}");
-        }
-    }
-    out
+    percent_encode_keeping(value, b"-_.~", false)
 }
 
 /// Percent-encodes as the WHATWG URL standard encodes userinfo (what the `url` crate writes back
 /// into a URL): `!$&'()*+,;=` and the unreserved characters stay, the rest is encoded.
 fn percent_encode_userinfo(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~!$&'()*+,;=".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
-}
-
-/// Standard base64 (RFC 4648 §4) with padding; with `url_safe`, the `-_` alphabet (§5).
-fn base64(bytes: &[u8], url_safe: bool) -> String {
-    let alphabet: &[u8; 64] = if url_safe {
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    } else {
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-    };
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(alphabet[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    percent_encode_keeping(value, b"-_.~!$&'()*+,;=", true)
 }
 
 impl Scanner {
