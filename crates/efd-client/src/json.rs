@@ -110,6 +110,16 @@ impl Accumulator {
         }
     }
 
+    /// An accumulator for a whole body parsed outside a request (tests, fuzzing, benchmarks):
+    /// columns in `field_types` typed by them, others strings (tags).
+    pub(crate) fn for_whole_body(field_types: &HashMap<String, FieldType>) -> Accumulator {
+        let kinds = field_types
+            .iter()
+            .map(|(k, t)| (k.clone(), ColumnKind::of(*t)))
+            .collect();
+        Accumulator::new("response", kinds, ColumnKind::Str)
+    }
+
     /// Parses one JSON document and appends its rows. An InfluxQL error in it is returned.
     pub(crate) fn feed(&mut self, document: &[u8]) -> Result<(), EfdError> {
         self.partial = false;
@@ -200,11 +210,7 @@ pub fn parse_query_response(
     body: &[u8],
     field_types: &HashMap<String, FieldType>,
 ) -> Result<Frame, EfdError> {
-    let kinds = field_types
-        .iter()
-        .map(|(k, t)| (k.clone(), ColumnKind::of(*t)))
-        .collect();
-    let mut acc = Accumulator::new("response", kinds, ColumnKind::Str);
+    let mut acc = Accumulator::for_whole_body(field_types);
     for line in body.split(|&b| b == b'\n') {
         if line.iter().any(|b| !b.is_ascii_whitespace()) {
             acc.feed(line)?;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use transform_core::Frame;
 
 use crate::error::EfdError;
-use crate::json::{Accumulator, ColumnKind};
+use crate::json::Accumulator;
 use crate::source::FieldType;
 
 /// The media type asked for and recognised in `Content-Type`.
@@ -165,11 +165,7 @@ pub fn parse_query_response_msgpack(
     body: &[u8],
     field_types: &HashMap<String, FieldType>,
 ) -> Result<Frame, EfdError> {
-    let kinds = field_types
-        .iter()
-        .map(|(k, t)| (k.clone(), ColumnKind::of(*t)))
-        .collect();
-    let mut acc = Accumulator::new("response", kinds, ColumnKind::Str);
+    let mut acc = Accumulator::for_whole_body(field_types);
     let used = Splitter::default().feed(&mut acc, body)?;
     if used < body.len() {
         return Err(acc.response_error(format!(
@@ -257,11 +253,7 @@ mod tests {
     #[test]
     fn a_splitter_fed_byte_by_byte_finds_the_same_documents() {
         let body = two_chunks();
-        let mut acc = Accumulator::new(
-            "t",
-            HashMap::from([("a".to_owned(), ColumnKind::Float)]),
-            ColumnKind::Str,
-        );
+        let mut acc = Accumulator::for_whole_body(&float_a());
         let mut splitter = Splitter::default();
         let mut buffer: Vec<u8> = Vec::new();
         for &b in &body {
