@@ -16,9 +16,9 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use db_connect::DbUrl;
-use faults_common::{Rng, World, assert_same_rows, now_ns, read_log};
+use faults_common::{World, assert_same_rows, now_ns, read_log};
 use scheduler_store::{SchedulerStore, SchedulerTable, StoreOptions, TaskSpec, TaskStatus};
-use test_support::SlowProxy;
+use test_support::{Rng, SlowProxy};
 use transform_core::Instrument;
 
 const TASKS: i64 = 200;
@@ -173,7 +173,7 @@ fn sigkill_of_random_workers_loses_nothing_and_never_doubles_a_task() {
     let db = world.database("crash");
     create_tasks(&world, &db);
     let seed = u64::try_from(now_ns()).unwrap();
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng(seed);
     let mut incarnations: Vec<Incarnation> = Vec::new();
     let mut live: Vec<usize> = (0..WORKERS)
         .map(|slot| {

@@ -37,6 +37,7 @@ mod postgres;
 mod process;
 mod proxy;
 pub mod report;
+mod rng;
 mod s3;
 pub mod secrets;
 
@@ -46,6 +47,7 @@ pub use logs::{CapturedLogs, LogGuard, capture_logs};
 pub use postgres::Postgres;
 pub use process::service_command;
 pub use proxy::SlowProxy;
+pub use rng::Rng;
 pub use s3::S3Server;
 
 use std::net::TcpListener;

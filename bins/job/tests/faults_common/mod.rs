@@ -262,28 +262,6 @@ pub fn read_log(path: &Path) -> (Vec<LogEvent>, Vec<String>) {
     (events, other)
 }
 
-/// A small deterministic generator (SplitMix64) for the tests' random choices.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..hi`.
-    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-}
-
 /// `program` (an `efd-monitor` binary) for the world's night with `common_args` and one EFD query
 /// in flight, output to `log`; `extra` flags follow.
 pub fn monitor_command(

@@ -7,6 +7,7 @@
 use std::sync::{Mutex, PoisonError};
 
 use peak_alloc::PeakAlloc;
+pub use test_support::Rng;
 
 /// Counts every allocation of the test binary (`realloc` as a new block plus the old one, so a
 /// growing vector is charged its copy).
@@ -85,42 +86,6 @@ impl AllocBound {
             self.worst_permille / 10,
             self.worst_permille % 10
         )
-    }
-}
-
-/// SplitMix64: proptest draws a seed, the seed draws everything else, so a failure is reproduced
-/// from the seed proptest reports.
-#[derive(Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (0 when `n` is 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % (n.max(1) as u64)).unwrap_or(0)
-    }
-
-    /// True `percent` times in a hundred.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    /// One of `items`.
-    pub fn pick<'a, T: ?Sized>(&mut self, items: &[&'a T]) -> &'a T {
-        items[self.below(items.len())]
-    }
-
-    /// A random byte.
-    pub fn byte(&mut self) -> u8 {
-        self.next().to_le_bytes()[0]
     }
 }
 
